@@ -1,0 +1,1 @@
+//! Quorum controller: turns admin requests into metadata records and commits them.

@@ -1,0 +1,1 @@
+//! The log: segments, indexes, retention and compaction. Knows nothing of sockets or Raft.

@@ -1,0 +1,1 @@
+//! Harness shared by the end-to-end tests: starts the real broker binary.
