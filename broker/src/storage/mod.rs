@@ -1,1 +1,57 @@
 //! The log: segments, indexes, retention and compaction. Knows nothing of sockets or Raft.
+
+pub mod config;
+
+pub use config::{InvalidTopicConfig, LogConfig, TOPIC_CONFIG_KEYS};
+
+use std::fmt;
+
+/// A partition of a topic; its log lives in `<log.dir>/<topic>-<partition>/`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+
+    /// The directory name Kafka uses for this partition's log.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+
+    /// Parses a `<topic>-<partition>` directory name (topics may contain `-`).
+    pub fn from_dir_name(name: &str) -> Option<Self> {
+        let (topic, partition) = name.rsplit_once('-')?;
+        if topic.is_empty() {
+            return None;
+        }
+        Some(TopicPartition::new(topic, partition.parse().ok()?))
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_names_round_trip_with_dashes_in_topic() {
+        let tp = TopicPartition::new("my-topic", 12);
+        assert_eq!(tp.dir_name(), "my-topic-12");
+        assert_eq!(TopicPartition::from_dir_name("my-topic-12"), Some(tp));
+        assert_eq!(TopicPartition::from_dir_name("-1"), None);
+        assert_eq!(TopicPartition::from_dir_name("topic-x"), None);
+    }
+}
