@@ -1,0 +1,92 @@
+//! Checks of a spec the API server accepted but that cannot work. Each problem is a sentence
+//! for the Degraded condition; any problem stops the reconcile before anything is changed.
+
+use crate::config::check_user_key;
+use crate::crd::{ExternalType, KafkaClusterSpec};
+
+pub fn problems(spec: &KafkaClusterSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let c = spec.controllers.replicas;
+    if c < 1 || c % 2 == 0 {
+        out.push(format!(
+            "controllers.replicas is {c}; it must be odd and at least 1"
+        ));
+    }
+    let b = spec.brokers.replicas;
+    if b < 1 {
+        out.push(format!("brokers.replicas is {b}; it must be at least 1"));
+    }
+    let t = &spec.topic_defaults;
+    if t.replication_factor > b {
+        out.push(format!(
+            "topicDefaults.replicationFactor is {} but brokers.replicas is only {b}",
+            t.replication_factor
+        ));
+    }
+    if t.min_insync_replicas > t.replication_factor {
+        out.push(format!(
+            "topicDefaults.minInsyncReplicas ({}) exceeds topicDefaults.replicationFactor ({})",
+            t.min_insync_replicas, t.replication_factor
+        ));
+    }
+    for (pool, config) in [
+        ("controllers", &spec.controllers.config),
+        ("brokers", &spec.brokers.config),
+    ] {
+        out.extend(
+            config
+                .keys()
+                .filter_map(|k| check_user_key(k))
+                .map(|p| format!("{pool}.config: {p}")),
+        );
+    }
+    if let Some(ext) = &spec.listeners.external {
+        if ext.type_ == ExternalType::NodePort && ext.node_port_base.is_none() {
+            out.push("listeners.external.nodePortBase is required for NodePort".into());
+        }
+        if !ext.advertised_host_template.contains("{ordinal}") {
+            out.push("listeners.external.advertisedHostTemplate must contain {ordinal}".into());
+        }
+        if ext.port == spec.listeners.client_port {
+            out.push("listeners.external.port must differ from listeners.clientPort".into());
+        }
+    }
+    if spec.image.trim().is_empty() {
+        out.push("image must not be empty".into());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(v: serde_json::Value) -> KafkaClusterSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn default_spec_is_valid() {
+        assert!(problems(&spec(serde_json::json!({"image": "b:1"}))).is_empty());
+    }
+
+    #[test]
+    fn each_problem_is_named() {
+        let p = problems(&spec(serde_json::json!({
+            "image": "b:1",
+            "controllers": {"replicas": 2},
+            "brokers": {"replicas": 2, "config": {"node.id": "7", "bogus.key": "x"}},
+            "topicDefaults": {"replicationFactor": 3, "minInsyncReplicas": 4}
+        })));
+        assert_eq!(
+            p,
+            [
+                "controllers.replicas is 2; it must be odd and at least 1",
+                "topicDefaults.replicationFactor is 3 but brokers.replicas is only 2",
+                "topicDefaults.minInsyncReplicas (4) exceeds topicDefaults.replicationFactor (3)",
+                "brokers.config: unknown config key \"bogus.key\"",
+                "brokers.config: config key \"node.id\" is managed by the operator and cannot be overridden",
+            ]
+        );
+    }
+}
