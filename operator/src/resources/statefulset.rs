@@ -66,8 +66,8 @@ pub fn pool(input: &BuildInput, pool: Pool) -> StatefulSet {
                 .collect(),
         ),
         resources: resources.clone(),
-        liveness_probe: Some(probe("/healthz", 3)),
-        readiness_probe: Some(probe("/readyz", 1)),
+        liveness_probe: Some(probe("/healthz", 10)),
+        readiness_probe: Some(probe("/readyz", 5)),
         // Log recovery after an unclean stop can take long; do not kill the pod meanwhile.
         startup_probe: Some(Probe {
             failure_threshold: Some(60),
@@ -212,7 +212,7 @@ fn probe(path: &str, period: i32) -> Probe {
             port: IntOrString::String("admin".into()),
             ..Default::default()
         }),
-        period_seconds: Some(period.max(5)),
+        period_seconds: Some(period),
         timeout_seconds: Some(3),
         failure_threshold: Some(3),
         ..Default::default()
