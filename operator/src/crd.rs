@@ -2,6 +2,9 @@
 //! operator observed and is doing). Schema validation lives here as schemars attributes and
 //! CEL rules so that the API server rejects obviously wrong objects before we see them.
 
+// kube's printcolumn(...) entries repeat keys such as `type_` by design.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{

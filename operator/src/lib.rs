@@ -4,7 +4,10 @@
 pub mod broker_api;
 pub mod config;
 pub mod crd;
+pub mod leader;
+pub mod metrics;
 pub mod names;
+pub mod reconcile;
 pub mod resources;
 pub mod rolling;
 pub mod scaling;

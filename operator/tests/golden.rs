@@ -11,14 +11,29 @@ fn root() -> PathBuf {
 }
 
 fn check(example: &str) {
-    let text = std::fs::read_to_string(root().join("deploy/examples").join(format!("{example}.yaml"))).unwrap();
+    let text = std::fs::read_to_string(
+        root()
+            .join("deploy/examples")
+            .join(format!("{example}.yaml")),
+    )
+    .unwrap();
     let mut kc: KafkaCluster = serde_yaml::from_str(&text).unwrap();
     kc.metadata.namespace = Some("kafka".into());
     kc.metadata.uid = Some("5f0c8d6e-0000-4000-8000-000000000001".into());
-    assert!(operator::validate::problems(&kc.spec).is_empty(), "{example} example is invalid");
+    assert!(
+        operator::validate::problems(&kc.spec).is_empty(),
+        "{example} example is invalid"
+    );
     let replicas = kc.spec.brokers.replicas;
-    let yaml = to_yaml(&desired(&BuildInput::new(&kc, "q1Sh-9_ISia_zwGINzRvyQ", replicas))).unwrap();
-    let golden = root().join("operator/tests/golden").join(format!("{example}.yaml"));
+    let yaml = to_yaml(&desired(&BuildInput::new(
+        &kc,
+        "q1Sh-9_ISia_zwGINzRvyQ",
+        replicas,
+    )))
+    .unwrap();
+    let golden = root()
+        .join("operator/tests/golden")
+        .join(format!("{example}.yaml"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &yaml).unwrap();
     }

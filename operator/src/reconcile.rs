@@ -1,0 +1,598 @@
+//! The reconcile pipeline of one KafkaCluster, in a fixed order: finalizer, validation
+//! (pure; a bad spec changes nothing), cluster id, scale-down step, server-side apply of the
+//! desired objects (config before workloads), rolling restart, status.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::broker_api::{BrokerAdmin, BrokerApiError};
+use crate::crd::{Condition, KafkaCluster, KafkaClusterStatus, PoolStatus, RetentionPolicy};
+use crate::metrics::Metrics;
+use crate::names::{ordinal_from_pod_name, ClusterNames, Pool, FINALIZER, MANAGER};
+use crate::resources::{desired, BuildInput};
+use crate::rolling::{self, PodState};
+use crate::scaling::machine::Outcome;
+use crate::scaling::{self, Operation, Scaling};
+use crate::validate;
+
+pub struct Context {
+    pub client: Client,
+    pub admin: Arc<dyn BrokerAdmin>,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    /// Overrides the in-cluster admin API address (tests, or an operator outside the cluster).
+    pub admin_url_override: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("broker admin API: {0}")]
+    Broker(#[from] BrokerApiError),
+    #[error("KafkaCluster has no namespace")]
+    NoNamespace,
+}
+
+impl Error {
+    /// Low-cardinality label for the error metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Broker(_) => "broker_api",
+            Error::NoNamespace => "no_namespace",
+        }
+    }
+}
+
+impl Context {
+    pub fn admin_url(&self, names: &ClusterNames) -> String {
+        self.admin_url_override
+            .clone()
+            .unwrap_or_else(|| names.admin_url())
+    }
+
+    /// Events are best effort: failing to record one must not fail the reconcile.
+    pub async fn event(&self, kc: &KafkaCluster, type_: EventType, reason: &str, note: &str) {
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note.into()),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &kc.object_ref(&())).await {
+            warn!(cluster = %kc.name_any(), error = %e, "could not publish event {reason}");
+        }
+    }
+}
+
+pub fn label_selector(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Entry point for the controller runtime.
+pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = kc.name_any();
+    let _timer = ctx.metrics.reconcile_started(&name);
+    let result = if kc.meta().deletion_timestamp.is_some() {
+        cleanup(&kc, &ctx).await
+    } else {
+        apply(&kc, &ctx).await
+    };
+    if let Err(e) = &result {
+        ctx.metrics.reconcile_failed(&name, e.metric_label());
+    }
+    result
+}
+
+pub fn error_policy(kc: Arc<KafkaCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(cluster = %kc.name_any(), %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(15))
+}
+
+fn names_of(kc: &KafkaCluster) -> Result<ClusterNames, Error> {
+    let ns = kc.namespace().ok_or(Error::NoNamespace)?;
+    Ok(ClusterNames::new(&kc.name_any(), &ns))
+}
+
+async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
+    let names = names_of(kc)?;
+    let api: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let generation = kc.meta().generation;
+    let old = kc.status.clone().unwrap_or_default();
+
+    if !kc.finalizers().iter().any(|f| f == FINALIZER) {
+        let mut finalizers = kc.finalizers().to_vec();
+        finalizers.push(FINALIZER.into());
+        // resourceVersion makes this fail instead of overwriting a concurrent change.
+        let patch = serde_json::json!({"metadata": {
+            "finalizers": finalizers, "resourceVersion": kc.resource_version()}});
+        api.patch(
+            &names.cluster,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    }
+
+    let problems = validate::problems(&kc.spec);
+    if !problems.is_empty() {
+        let message = problems.join("; ");
+        warn!(cluster = %names.cluster, %message, "invalid spec; nothing changed");
+        ctx.event(kc, EventType::Warning, "InvalidSpec", &message)
+            .await;
+        let conditions = vec![
+            condition(&old, generation, "Degraded", true, "InvalidSpec", &message),
+            condition(
+                &old,
+                generation,
+                "Progressing",
+                false,
+                "InvalidSpec",
+                "waiting for a valid spec",
+            ),
+        ];
+        patch_status(&api, &names.cluster, serde_json::json!({
+            "observedGeneration": generation, "conditions": merge_conditions(&old.conditions, conditions)})).await?;
+        // A fix of the spec is a change, which triggers the next reconcile.
+        return Ok(Action::await_change());
+    }
+
+    let cluster_id = match &old.cluster_id {
+        Some(id) => id.clone(),
+        None => {
+            let id = new_cluster_id();
+            // Persisted before any pod can be formatted with it.
+            patch_status(&api, &names.cluster, serde_json::json!({"clusterId": id})).await?;
+            info!(cluster = %names.cluster, %id, "generated cluster id");
+            ctx.event(
+                kc,
+                EventType::Normal,
+                "ClusterIdGenerated",
+                &format!("cluster id {id}"),
+            )
+            .await;
+            id
+        }
+    };
+
+    let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let current_brokers = sts_api
+        .get_opt(&names.pool(Pool::Broker))
+        .await?
+        .and_then(|s| s.spec.replicas);
+    let scaling = scaling::step(ctx, kc, &names, current_brokers).await?;
+
+    let want = desired(&BuildInput::new(kc, &cluster_id, scaling.broker_replicas));
+    let created = current_brokers.is_none();
+    for o in &want.config_maps {
+        server_side_apply::<ConfigMap>(ctx, &names, o).await?;
+    }
+    for o in &want.services {
+        server_side_apply::<Service>(ctx, &names, o).await?;
+    }
+    let mut applied = Vec::new();
+    for o in &want.stateful_sets {
+        applied.push(server_side_apply::<StatefulSet>(ctx, &names, o).await?);
+    }
+    for o in &want.pdbs {
+        server_side_apply::<PodDisruptionBudget>(ctx, &names, o).await?;
+    }
+    if created {
+        ctx.event(
+            kc,
+            EventType::Normal,
+            "Created",
+            "created the controller and broker pools",
+        )
+        .await;
+    } else if old.observed_generation != generation {
+        ctx.event(
+            kc,
+            EventType::Normal,
+            "Applied",
+            &format!("applied generation {}", generation.unwrap_or(0)),
+        )
+        .await;
+    }
+
+    let restarting = if scaling.op.is_none() {
+        rolling_restart(ctx, kc, &names, &applied).await?
+    } else {
+        RestartState::Blocked("a broker scale-down is in progress".into())
+    };
+
+    let status = build_status(kc, &names, &old, &applied, &scaling, &restarting);
+    let busy = status.operation.is_some() || !pools_ready(&status);
+    let mut body = serde_json::to_value(&status).unwrap_or_default();
+    // A merge patch only removes what it names: clear a finished operation explicitly.
+    body["operation"] = serde_json::to_value(&status.operation).unwrap_or_default();
+    patch_status(&api, &names.cluster, body).await?;
+    Ok(Action::requeue(Duration::from_secs(if busy {
+        10
+    } else {
+        300
+    })))
+}
+
+async fn server_side_apply<K>(ctx: &Context, names: &ClusterNames, obj: &K) -> Result<K, Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let params = PatchParams::apply(MANAGER).force();
+    Ok(api.patch(&name, &params, &Patch::Apply(obj)).await?)
+}
+
+async fn patch_status(
+    api: &Api<KafkaCluster>,
+    name: &str,
+    status: serde_json::Value,
+) -> Result<(), Error> {
+    let patch = serde_json::json!({ "status": status });
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+/// Kafka cluster ids are 16 random bytes in URL-safe base64 without padding (22 chars).
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(22);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for b in uuid::Uuid::new_v4().into_bytes() {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(ALPHABET[((acc >> bits) & 0x3f) as usize] as char);
+        }
+        acc &= (1 << bits) - 1;
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (6 - bits)) & 0x3f) as usize] as char);
+    }
+    out
+}
+
+enum RestartState {
+    Idle,
+    Blocked(String),
+    Restarting(String),
+}
+
+/// Restart at most one outdated pod per pass, following `rolling::next`.
+async fn rolling_restart(
+    ctx: &Context,
+    kc: &KafkaCluster,
+    names: &ClusterNames,
+    sets: &[StatefulSet],
+) -> Result<RestartState, Error> {
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let mut pods = Vec::new();
+    for (pool, sts) in [Pool::Controller, Pool::Broker].into_iter().zip(sets) {
+        let revision = sts.status.as_ref().and_then(|s| s.update_revision.clone());
+        let lp = ListParams::default().labels(&label_selector(&names.selector(pool)));
+        for p in pods_api.list(&lp).await?.items {
+            let Some(ordinal) = ordinal_from_pod_name(&p.name_any()) else {
+                continue;
+            };
+            let pod_revision = p.labels().get("controller-revision-hash").cloned();
+            pods.push(PodState {
+                name: p.name_any(),
+                pool,
+                ordinal,
+                ready: is_ready(&p),
+                outdated: revision.is_some() && pod_revision != revision,
+            });
+        }
+    }
+    let base = ctx.admin_url(names);
+    let needs_quorum = pods
+        .iter()
+        .any(|p| p.outdated && p.pool == Pool::Controller);
+    let quorum = if needs_quorum {
+        ctx.admin.quorum(&base).await.ok()
+    } else {
+        None
+    };
+    match rolling::next(&pods, quorum.as_ref()) {
+        rolling::Plan::UpToDate => Ok(RestartState::Idle),
+        rolling::Plan::Wait(reason) => Ok(RestartState::Blocked(reason)),
+        rolling::Plan::Restart { pod, pool, node_id } => {
+            if pool == Pool::Broker {
+                let safety = ctx.admin.restart_safety(&base, node_id).await?;
+                if !safety.safe {
+                    let reason = safety.reason.unwrap_or_else(|| {
+                        format!(
+                            "{} partitions would drop below min.insync.replicas",
+                            safety.partitions_at_min_isr
+                        )
+                    });
+                    return Ok(RestartState::Blocked(format!(
+                        "not restarting {pod}: {reason}"
+                    )));
+                }
+                let demotion = ctx.admin.demote(&base, node_id).await?;
+                if demotion.leaders_remaining > 0 {
+                    return Ok(RestartState::Blocked(format!(
+                        "moving {} leaderships off {pod} before restarting it",
+                        demotion.leaders_remaining
+                    )));
+                }
+            }
+            scaling::delete_ignoring_absent(&pods_api, &pod).await?;
+            info!(cluster = %names.cluster, %pod, "restarted pod for its new configuration");
+            ctx.event(
+                kc,
+                EventType::Normal,
+                "PodRestarted",
+                &format!("restarted {pod} to apply its new configuration"),
+            )
+            .await;
+            Ok(RestartState::Restarting(pod))
+        }
+    }
+}
+
+fn is_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn pools_ready(s: &KafkaClusterStatus) -> bool {
+    [&s.controllers, &s.brokers].iter().all(|p| {
+        p.as_ref()
+            .is_some_and(|p| p.replicas > 0 && p.ready_replicas == p.replicas)
+    })
+}
+
+fn build_status(
+    kc: &KafkaCluster,
+    names: &ClusterNames,
+    old: &KafkaClusterStatus,
+    sets: &[StatefulSet],
+    scaling: &Scaling,
+    restart: &RestartState,
+) -> KafkaClusterStatus {
+    let generation = kc.meta().generation;
+    let pool = |sts: Option<&StatefulSet>| {
+        sts.map(|s| PoolStatus {
+            replicas: s.spec.replicas.unwrap_or(0),
+            ready_replicas: s
+                .status
+                .as_ref()
+                .and_then(|st| st.ready_replicas)
+                .unwrap_or(0),
+        })
+    };
+    let mut status = KafkaClusterStatus {
+        cluster_id: old.cluster_id.clone(),
+        observed_generation: generation,
+        conditions: Vec::new(),
+        controllers: pool(sets.first()),
+        brokers: pool(sets.get(1)),
+        bootstrap: Some(names.bootstrap_address(kc.spec.listeners.client_port)),
+        operation: None,
+    };
+    let restarting_pod = match restart {
+        RestartState::Restarting(p) => Some(p.clone()),
+        _ => None,
+    };
+    if scaling.op.is_some() || restarting_pod.is_some() {
+        status.operation = Some(Operation {
+            scale_down: scaling.op.clone(),
+            restarting_pod,
+        });
+    }
+    let (degraded, d_reason, d_msg) = match &scaling.outcome {
+        Outcome::Refused(m) => (true, "ScaleDownRefused", m.clone()),
+        Outcome::Failed(m) => (true, "ScaleDownFailed", m.clone()),
+        _ => (
+            false,
+            "AsExpected",
+            "the cluster matches its spec or is converging".to_string(),
+        ),
+    };
+    let ready = pools_ready(&status);
+    let (progressing, p_reason, p_msg) = match (&scaling.op, restart) {
+        (Some(_), _) => (true, "ScalingDown", progress_message(&scaling.outcome)),
+        (None, RestartState::Restarting(p)) => (true, "RollingRestart", format!("restarting {p}")),
+        (None, RestartState::Blocked(r)) => (true, "RollingRestart", r.clone()),
+        (None, RestartState::Idle) if !ready => (
+            true,
+            "PodsStarting",
+            "waiting for pods to become ready".into(),
+        ),
+        (None, RestartState::Idle) => (
+            false,
+            "Stable",
+            "all pods run the current configuration".into(),
+        ),
+    };
+    let conditions = vec![
+        condition(
+            old,
+            generation,
+            "Ready",
+            ready,
+            if ready { "PoolsReady" } else { "PoolsNotReady" },
+            &pool_message(&status),
+        ),
+        condition(
+            old,
+            generation,
+            "Progressing",
+            progressing,
+            p_reason,
+            &p_msg,
+        ),
+        condition(old, generation, "Degraded", degraded, d_reason, &d_msg),
+    ];
+    status.conditions = merge_conditions(&old.conditions, conditions);
+    status
+}
+
+fn progress_message(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Started(m) | Outcome::Progress(m) | Outcome::Failed(m) => m.clone(),
+        _ => "scaling down brokers".into(),
+    }
+}
+
+fn pool_message(s: &KafkaClusterStatus) -> String {
+    let f = |p: &Option<PoolStatus>| {
+        p.as_ref()
+            .map(|p| format!("{}/{}", p.ready_replicas, p.replicas))
+            .unwrap_or_else(|| "0/0".into())
+    };
+    format!(
+        "controllers {} ready, brokers {} ready",
+        f(&s.controllers),
+        f(&s.brokers)
+    )
+}
+
+/// A condition whose transition time only moves when its status changes.
+fn condition(
+    old: &KafkaClusterStatus,
+    generation: Option<i64>,
+    type_: &str,
+    on: bool,
+    reason: &str,
+    message: &str,
+) -> Condition {
+    let status = if on { "True" } else { "False" };
+    let last = old
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .and_then(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| k8s_openapi::jiff::Timestamp::now().to_string());
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.into(),
+        last_transition_time: Some(last),
+        observed_generation: generation,
+    }
+}
+
+/// New conditions replace old ones of the same type; others are kept.
+fn merge_conditions(old: &[Condition], new: Vec<Condition>) -> Vec<Condition> {
+    let mut out: Vec<Condition> = old
+        .iter()
+        .filter(|o| !new.iter().any(|n| n.type_ == o.type_))
+        .cloned()
+        .collect();
+    out.extend(new);
+    out
+}
+
+/// On delete: owner references remove the workloads; claims outlive them unless the policy
+/// says to delete them.
+async fn cleanup(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
+    let names = names_of(kc)?;
+    if !kc.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    if kc.spec.pvc_retention.when_deleted == RetentionPolicy::Delete {
+        let pvcs: Api<PersistentVolumeClaim> =
+            Api::namespaced(ctx.client.clone(), &names.namespace);
+        let lp = ListParams::default().labels(&label_selector(&names.cluster_labels()));
+        let prefixes = [
+            format!("data-{}-", names.pool(Pool::Controller)),
+            format!("data-{}-", names.pool(Pool::Broker)),
+        ];
+        for pvc in pvcs.list(&lp).await?.items {
+            let name = pvc.name_any();
+            if prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+                scaling::delete_ignoring_absent(&pvcs, &name).await?;
+            }
+        }
+        ctx.event(
+            kc,
+            EventType::Normal,
+            "ClaimsDeleted",
+            "deleted the data volumes as pvcRetention.whenDeleted asks",
+        )
+        .await;
+    }
+    let api: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let finalizers: Vec<String> = kc
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": kc.resource_version()}});
+    api.patch(
+        &names.cluster,
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids_look_like_kafka_ones() {
+        let id = new_cluster_id();
+        assert_eq!(id.len(), 22);
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        // The last char carries 2 data bits and 4 zero padding bits.
+        assert!("AQgw".contains(id.chars().last().unwrap()));
+        assert_ne!(id, new_cluster_id());
+    }
+
+    #[test]
+    fn conditions_keep_transition_time_while_unchanged() {
+        let mut old = KafkaClusterStatus::default();
+        let first = condition(&old, Some(1), "Ready", true, "PoolsReady", "m");
+        old.conditions = vec![Condition {
+            last_transition_time: Some("2020-01-01T00:00:00Z".into()),
+            ..first
+        }];
+        let again = condition(&old, Some(2), "Ready", true, "PoolsReady", "m");
+        assert_eq!(
+            again.last_transition_time.as_deref(),
+            Some("2020-01-01T00:00:00Z")
+        );
+        let flipped = condition(&old, Some(2), "Ready", false, "PoolsNotReady", "m");
+        assert_ne!(
+            flipped.last_transition_time.as_deref(),
+            Some("2020-01-01T00:00:00Z")
+        );
+    }
+}
