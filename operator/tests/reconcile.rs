@@ -476,3 +476,51 @@ async fn rolling_restart_waits_while_unsafe() {
         "leadership stays while unsafe"
     );
 }
+
+#[tokio::test]
+async fn delete_applies_the_claim_policy_then_releases_the_finalizer() {
+    let (api, _broker, ctx) =
+        running(3, &[], json!({"pvcRetention": {"whenDeleted": "Delete"}})).await;
+    for name in [
+        "data-demo-broker-0",
+        "data-demo-controller-0",
+        "data-other-broker-0",
+    ] {
+        api.put(
+            &format!("/api/v1/namespaces/ns/persistentvolumeclaims/{name}"),
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                   "metadata": {"name": name, "namespace": "ns",
+                                "labels": {"app.kubernetes.io/name": "kafka", "app.kubernetes.io/instance": "demo",
+                                           "app.kubernetes.io/managed-by": "kafka-operator"}}}),
+        );
+    }
+    let mut kc = api.get(KC_PATH).unwrap();
+    kc["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    api.put(KC_PATH, kc);
+    reconcile(api.cluster(), ctx).await.unwrap();
+    assert_eq!(
+        api.mutations(),
+        [
+            "DELETE persistentvolumeclaims/data-demo-broker-0",
+            "DELETE persistentvolumeclaims/data-demo-controller-0",
+            "PATCH kafkaclusters/demo"
+        ]
+    );
+    assert_eq!(
+        api.get(KC_PATH).unwrap()["metadata"]["finalizers"],
+        json!([])
+    );
+    assert!(api
+        .get("/api/v1/namespaces/ns/persistentvolumeclaims/data-other-broker-0")
+        .is_some());
+}
+
+#[tokio::test]
+async fn delete_keeps_claims_by_default() {
+    let (api, _broker, ctx) = running(3, &[], json!({})).await;
+    let mut kc = api.get(KC_PATH).unwrap();
+    kc["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    api.put(KC_PATH, kc);
+    reconcile(api.cluster(), ctx).await.unwrap();
+    assert_eq!(api.mutations(), ["PATCH kafkaclusters/demo"]);
+}

@@ -162,7 +162,7 @@ pub fn pool(input: &BuildInput, pool: Pool) -> StatefulSet {
                 }),
                 spec: Some(pod_spec),
             },
-            volume_claim_templates: Some(vec![claim(storage)]),
+            volume_claim_templates: Some(vec![claim(storage, input.names.pool_labels(pool))]),
             ..Default::default()
         },
         ..Default::default()
@@ -246,10 +246,13 @@ fn mounts() -> Vec<VolumeMount> {
     ]
 }
 
-fn claim(storage: &Storage) -> PersistentVolumeClaim {
+/// Claims carry the cluster labels (copied from the template), which is how the
+/// delete-time cleanup finds them.
+fn claim(storage: &Storage, labels: BTreeMap<String, String>) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some("data".into()),
+            labels: Some(labels),
             ..Default::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
