@@ -212,6 +212,26 @@ pub fn pod_properties(
     p
 }
 
+/// Kafka cluster ids are 16 random bytes in URL-safe base64 without padding (22 chars).
+pub fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(22);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for b in uuid::Uuid::new_v4().into_bytes() {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(ALPHABET[((acc >> bits) & 0x3f) as usize] as char);
+        }
+        acc &= (1 << bits) - 1;
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (6 - bits)) & 0x3f) as usize] as char);
+    }
+    out
+}
+
 /// Java-properties text, one `key=value` a line, sorted so the output is deterministic.
 pub fn render(props: &BTreeMap<String, String>) -> String {
     props.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
@@ -293,6 +313,18 @@ mod tests {
         assert!(check_user_key("log.retension.ms")
             .unwrap()
             .contains("unknown config key"));
+    }
+
+    #[test]
+    fn cluster_ids_look_like_kafka_ones() {
+        let id = new_cluster_id();
+        assert_eq!(id.len(), 22);
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        // The last char carries 2 data bits and 4 zero padding bits.
+        assert!("AQgw".contains(id.chars().last().unwrap()));
+        assert_ne!(id, new_cluster_id());
     }
 
     #[test]

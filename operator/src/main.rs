@@ -1,5 +1,7 @@
-//! `operator crd` prints the CRD YAML; `operator run` runs the controller (with leader
-//! election, /metrics and health endpoints).
+//! `operator run` (the default) runs the controller with leader election and /metrics;
+//! `operator crd` prints the CRD YAML; `operator render FILE [CLUSTER_ID]` prints the
+//! objects the operator would create for a KafkaCluster manifest (for review and for tests
+//! that run the broker image with exactly the generated configuration).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,9 +11,10 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::NamespaceResourceScope;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{watcher, Controller};
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
 use operator::broker_api::HttpBrokerAdmin;
 use operator::crd::KafkaCluster;
 use operator::leader::Elector;
@@ -34,8 +37,61 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Some("render") => render(args.get(1), args.get(2)),
         Some("run") | None => run().await,
-        Some(other) => anyhow::bail!("unknown command {other:?}; use `crd` or `run`"),
+        Some(other) => anyhow::bail!(
+            "unknown command {other:?}; use `run`, `crd` or `render FILE [CLUSTER_ID]`"
+        ),
+    }
+}
+
+fn render(file: Option<&String>, cluster_id: Option<&String>) -> anyhow::Result<()> {
+    let file = file.context("usage: operator render FILE [CLUSTER_ID]")?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    let mut kc: KafkaCluster =
+        serde_yaml::from_str(&text).with_context(|| format!("parsing {file}"))?;
+    kc.metadata
+        .namespace
+        .get_or_insert_with(|| "default".into());
+    let problems = operator::validate::problems(&kc.spec);
+    anyhow::ensure!(
+        problems.is_empty(),
+        "invalid KafkaCluster: {}",
+        problems.join("; ")
+    );
+    let id = cluster_id
+        .cloned()
+        .unwrap_or_else(operator::config::new_cluster_id);
+    let input = operator::resources::BuildInput::new(&kc, &id, kc.spec.brokers.replicas);
+    print!(
+        "{}",
+        operator::resources::to_yaml(&operator::resources::desired(&input))?
+    );
+    Ok(())
+}
+
+/// `WATCH_NAMESPACES` is a comma-separated list; empty means every namespace.
+fn watch_scopes(value: &str) -> Vec<Option<String>> {
+    let namespaces: Vec<Option<String>> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| Some(s.to_string()))
+        .collect();
+    if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces
+    }
+}
+
+fn scoped<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
     }
 }
 
@@ -66,24 +122,6 @@ async fn run() -> anyhow::Result<()> {
     );
     elector.acquire().await;
 
-    // WATCH_NAMESPACE empty: all namespaces (ClusterRole); otherwise one namespace (Role).
-    let watch_ns = env_or("WATCH_NAMESPACE", "");
-    let api = |ns: &str| -> Api<KafkaCluster> {
-        if ns.is_empty() {
-            Api::all(client.clone())
-        } else {
-            Api::namespaced(client.clone(), ns)
-        }
-    };
-    macro_rules! child_api {
-        ($k:ty) => {
-            if watch_ns.is_empty() {
-                Api::<$k>::all(client.clone())
-            } else {
-                Api::<$k>::namespaced(client.clone(), &watch_ns)
-            }
-        };
-    }
     let reporter = Reporter {
         controller: "kafka-operator".into(),
         instance: Some(identity.clone()),
@@ -95,25 +133,50 @@ async fn run() -> anyhow::Result<()> {
         metrics,
         admin_url_override: std::env::var("ADMIN_URL_OVERRIDE").ok(),
     });
+    // Children are found through their owner references; the label keeps the caches small.
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=kafka-operator");
-    let controller = Controller::new(api(&watch_ns), watcher::Config::default())
-        .owns(child_api!(ConfigMap), owned.clone())
-        .owns(child_api!(Service), owned.clone())
-        .owns(child_api!(StatefulSet), owned.clone())
-        .owns(child_api!(PodDisruptionBudget), owned)
+    let scopes = watch_scopes(&env_or("WATCH_NAMESPACES", ""));
+    info!(?scopes, "operator running (None = all namespaces)");
+    let controllers = scopes.iter().map(|scope| {
+        let ns = scope.as_deref();
+        Controller::new(
+            scoped::<KafkaCluster>(&client, ns),
+            watcher::Config::default(),
+        )
+        .owns(scoped::<ConfigMap>(&client, ns), owned.clone())
+        .owns(scoped::<Service>(&client, ns), owned.clone())
+        .owns(scoped::<StatefulSet>(&client, ns), owned.clone())
+        .owns(scoped::<PodDisruptionBudget>(&client, ns), owned.clone())
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(|res| async move {
             match res {
-                Ok((obj, _)) => info!(cluster = %obj.name, "reconciled"),
+                Ok((obj, _)) => {
+                    info!(cluster = %obj.name, namespace = ?obj.namespace, "reconciled")
+                }
                 Err(e) => warn!(error = %e, "reconcile error"),
             }
-        });
-    info!(namespace = %if watch_ns.is_empty() { "<all>" } else { &watch_ns }, "operator running");
+        })
+    });
     tokio::select! {
-        _ = controller => info!("controller stopped"),
+        _ = futures::future::join_all(controllers) => info!("controllers stopped"),
         _ = elector.hold() => warn!("lost leadership; exiting so that another replica takes over"),
         r = server => warn!(result = ?r, "metrics server stopped"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::watch_scopes;
+
+    #[test]
+    fn watch_scopes_parse_a_list_or_mean_everything() {
+        assert_eq!(watch_scopes(""), vec![None]);
+        assert_eq!(watch_scopes(" , "), vec![None]);
+        assert_eq!(
+            watch_scopes("a, b"),
+            vec![Some("a".to_string()), Some("b".to_string())]
+        );
+    }
 }

@@ -23,15 +23,26 @@ def render(values: dict | None = None, namespace: str = NAMESPACE) -> dict[str, 
     return chart.render(values or {}, name=RELEASE, namespace=namespace, is_install=True)
 
 
+# Apply order: what others depend on comes first.
+KIND_ORDER = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment"]
+
+
 def bundle() -> str:
     """The plain-manifest bundle checked in under deploy/: namespace, CRD, chart objects."""
     docs = [
         f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n",
         (CHART / "crds" / "kafkacluster.yaml").read_text(),
     ]
+    rendered = []
     for path, text in sorted(render().items()):
-        if path.endswith(".yaml") and text.strip():
-            docs.append(text.strip() + "\n")
+        if not path.endswith(".yaml"):
+            continue
+        for doc in text.split("\n---\n"):
+            doc = doc.strip().removeprefix("---").strip()
+            if doc:
+                kind = next(line.split(":", 1)[1].strip() for line in doc.splitlines() if line.startswith("kind:"))
+                rendered.append((KIND_ORDER.index(kind), doc + "\n"))
+    docs.extend(doc for _, doc in sorted(rendered, key=lambda r: r[0]))
     header = "# Generated from charts/kafka-operator by operator/tests/helm/render.py; do not edit.\n"
     return header + "---\n".join(docs)
 

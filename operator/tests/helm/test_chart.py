@@ -70,14 +70,27 @@ def test_rbac_grants_exactly_the_verbs_the_operator_uses():
     assert granted(objects()) == used_verbs()
 
 
-def test_single_namespace_uses_roles_only():
-    objs = objects({"watchNamespace": "team-a"})
+def test_watched_namespaces_use_roles_only():
+    objs = objects({"watchNamespaces": ["team-a", "team-b"]})
     assert not by_kind(objs, "ClusterRole") and not by_kind(objs, "ClusterRoleBinding")
     roles = {(r["metadata"]["name"], r["metadata"]["namespace"]) for r in by_kind(objs, "Role")}
-    assert roles == {("kafka-operator", "team-a"), ("kafka-operator-leader-election", "kafka-system")}
+    assert roles == {
+        ("kafka-operator", "team-a"),
+        ("kafka-operator", "team-b"),
+        ("kafka-operator-leader-election", "kafka-system"),
+    }
+    bindings = {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in by_kind(objs, "RoleBinding")}
+    assert ("team-b", "kafka-operator") in bindings
     assert granted(objs) == used_verbs()
     env = {e["name"]: e.get("value") for e in by_kind(objs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["WATCH_NAMESPACE"] == "team-a"
+    assert env["WATCH_NAMESPACES"] == "team-a,team-b"
+
+
+def test_all_namespaces_by_default():
+    objs = objects()
+    assert [r["metadata"]["name"] for r in by_kind(objs, "ClusterRole")] == ["kafka-operator"]
+    env = {e["name"]: e.get("value") for e in by_kind(objs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["WATCH_NAMESPACES"] == ""
 
 
 def test_leases_only_in_the_release_namespace():
