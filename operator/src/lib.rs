@@ -11,6 +11,7 @@ pub mod reconcile;
 pub mod resources;
 pub mod rolling;
 pub mod scaling;
+pub mod status;
 pub mod validate;
 
 #[cfg(test)]

@@ -18,13 +18,13 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::broker_api::{BrokerAdmin, BrokerApiError};
-use crate::crd::{Condition, KafkaCluster, KafkaClusterStatus, PoolStatus, RetentionPolicy};
+use crate::crd::{KafkaCluster, RetentionPolicy};
 use crate::metrics::Metrics;
 use crate::names::{ordinal_from_pod_name, ClusterNames, Pool, FINALIZER, MANAGER};
 use crate::resources::{desired, BuildInput};
 use crate::rolling::{self, PodState};
-use crate::scaling::machine::Outcome;
-use crate::scaling::{self, Operation, Scaling};
+use crate::scaling;
+use crate::status::{build_status, condition, merge_conditions, pools_ready, RestartState};
 use crate::validate;
 
 pub struct Context {
@@ -257,12 +257,6 @@ async fn patch_status(
     Ok(())
 }
 
-enum RestartState {
-    Idle,
-    Blocked(String),
-    Restarting(String),
-}
-
 /// Restart at most one outdated pod per pass, following `rolling::next`.
 async fn rolling_restart(
     ctx: &Context,
@@ -344,156 +338,6 @@ fn is_ready(p: &Pod) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-fn pools_ready(s: &KafkaClusterStatus) -> bool {
-    [&s.controllers, &s.brokers].iter().all(|p| {
-        p.as_ref()
-            .is_some_and(|p| p.replicas > 0 && p.ready_replicas == p.replicas)
-    })
-}
-
-fn build_status(
-    kc: &KafkaCluster,
-    names: &ClusterNames,
-    old: &KafkaClusterStatus,
-    sets: &[StatefulSet],
-    scaling: &Scaling,
-    restart: &RestartState,
-) -> KafkaClusterStatus {
-    let generation = kc.meta().generation;
-    let pool = |sts: Option<&StatefulSet>| {
-        sts.map(|s| PoolStatus {
-            replicas: s.spec.replicas.unwrap_or(0),
-            ready_replicas: s
-                .status
-                .as_ref()
-                .and_then(|st| st.ready_replicas)
-                .unwrap_or(0),
-        })
-    };
-    let mut status = KafkaClusterStatus {
-        cluster_id: old.cluster_id.clone(),
-        observed_generation: generation,
-        conditions: Vec::new(),
-        controllers: pool(sets.first()),
-        brokers: pool(sets.get(1)),
-        bootstrap: Some(names.bootstrap_address(kc.spec.listeners.client_port)),
-        operation: None,
-    };
-    let restarting_pod = match restart {
-        RestartState::Restarting(p) => Some(p.clone()),
-        _ => None,
-    };
-    if scaling.op.is_some() || restarting_pod.is_some() {
-        status.operation = Some(Operation {
-            scale_down: scaling.op.clone(),
-            restarting_pod,
-        });
-    }
-    let (degraded, d_reason, d_msg) = match &scaling.outcome {
-        Outcome::Refused(m) => (true, "ScaleDownRefused", m.clone()),
-        Outcome::Failed(m) => (true, "ScaleDownFailed", m.clone()),
-        _ => (
-            false,
-            "AsExpected",
-            "the cluster matches its spec or is converging".to_string(),
-        ),
-    };
-    let ready = pools_ready(&status);
-    let (progressing, p_reason, p_msg) = match (&scaling.op, restart) {
-        (Some(_), _) => (true, "ScalingDown", progress_message(&scaling.outcome)),
-        (None, RestartState::Restarting(p)) => (true, "RollingRestart", format!("restarting {p}")),
-        (None, RestartState::Blocked(r)) => (true, "RollingRestart", r.clone()),
-        (None, RestartState::Idle) if !ready => (
-            true,
-            "PodsStarting",
-            "waiting for pods to become ready".into(),
-        ),
-        (None, RestartState::Idle) => (
-            false,
-            "Stable",
-            "all pods run the current configuration".into(),
-        ),
-    };
-    let conditions = vec![
-        condition(
-            old,
-            generation,
-            "Ready",
-            ready,
-            if ready { "PoolsReady" } else { "PoolsNotReady" },
-            &pool_message(&status),
-        ),
-        condition(
-            old,
-            generation,
-            "Progressing",
-            progressing,
-            p_reason,
-            &p_msg,
-        ),
-        condition(old, generation, "Degraded", degraded, d_reason, &d_msg),
-    ];
-    status.conditions = merge_conditions(&old.conditions, conditions);
-    status
-}
-
-fn progress_message(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Started(m) | Outcome::Progress(m) | Outcome::Failed(m) => m.clone(),
-        _ => "scaling down brokers".into(),
-    }
-}
-
-fn pool_message(s: &KafkaClusterStatus) -> String {
-    let f = |p: &Option<PoolStatus>| {
-        p.as_ref()
-            .map(|p| format!("{}/{}", p.ready_replicas, p.replicas))
-            .unwrap_or_else(|| "0/0".into())
-    };
-    format!(
-        "controllers {} ready, brokers {} ready",
-        f(&s.controllers),
-        f(&s.brokers)
-    )
-}
-
-/// A condition whose transition time only moves when its status changes.
-fn condition(
-    old: &KafkaClusterStatus,
-    generation: Option<i64>,
-    type_: &str,
-    on: bool,
-    reason: &str,
-    message: &str,
-) -> Condition {
-    let status = if on { "True" } else { "False" };
-    let last = old
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .and_then(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| k8s_openapi::jiff::Timestamp::now().to_string());
-    Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: message.into(),
-        last_transition_time: Some(last),
-        observed_generation: generation,
-    }
-}
-
-/// New conditions replace old ones of the same type; others are kept.
-fn merge_conditions(old: &[Condition], new: Vec<Condition>) -> Vec<Condition> {
-    let mut out: Vec<Condition> = old
-        .iter()
-        .filter(|o| !new.iter().any(|n| n.type_ == o.type_))
-        .cloned()
-        .collect();
-    out.extend(new);
-    out
-}
-
 /// On delete: owner references remove the workloads; claims outlive them unless the policy
 /// says to delete them.
 async fn cleanup(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
@@ -538,29 +382,4 @@ async fn cleanup(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     )
     .await?;
     Ok(Action::await_change())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn conditions_keep_transition_time_while_unchanged() {
-        let mut old = KafkaClusterStatus::default();
-        let first = condition(&old, Some(1), "Ready", true, "PoolsReady", "m");
-        old.conditions = vec![Condition {
-            last_transition_time: Some("2020-01-01T00:00:00Z".into()),
-            ..first
-        }];
-        let again = condition(&old, Some(2), "Ready", true, "PoolsReady", "m");
-        assert_eq!(
-            again.last_transition_time.as_deref(),
-            Some("2020-01-01T00:00:00Z")
-        );
-        let flipped = condition(&old, Some(2), "Ready", false, "PoolsNotReady", "m");
-        assert_ne!(
-            flipped.last_transition_time.as_deref(),
-            Some("2020-01-01T00:00:00Z")
-        );
-    }
 }
