@@ -110,7 +110,10 @@ async fn run() -> anyhow::Result<()> {
     let addr: SocketAddr = env_or("METRICS_ADDR", "0.0.0.0:8080")
         .parse()
         .context("METRICS_ADDR")?;
-    let server = tokio::spawn(operator::metrics::serve(metrics.clone(), addr));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let server = tokio::spawn(operator::metrics::serve(metrics.clone(), listener));
 
     let identity = env_or("POD_NAME", "kafka-operator-local");
     let lease_ns = env_or("POD_NAMESPACE", "default");

@@ -1,6 +1,5 @@
 //! Prometheus metrics of the reconciler and the /metrics endpoint.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use prometheus::{
@@ -97,8 +96,8 @@ impl Metrics {
     }
 }
 
-/// Serve /metrics, /healthz and /readyz until the process ends.
-pub async fn serve(metrics: Metrics, addr: SocketAddr) -> anyhow::Result<()> {
+/// Serve /metrics, /healthz and /readyz on `listener` until the process ends.
+pub async fn serve(metrics: Metrics, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     use axum::routing::get;
     let app = axum::Router::new()
         .route(
@@ -107,9 +106,7 @@ pub async fn serve(metrics: Metrics, addr: SocketAddr) -> anyhow::Result<()> {
         )
         .route("/healthz", get(|| std::future::ready("ok")))
         .route("/readyz", get(|| std::future::ready("ok")));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, app).await?;
-    Ok(())
+    axum::serve(listener, app).await
 }
 
 #[cfg(test)]

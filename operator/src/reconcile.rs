@@ -195,6 +195,11 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     for o in &want.pdbs {
         server_side_apply::<PodDisruptionBudget>(ctx, &names, o).await?;
     }
+    if let Some(current) = current_brokers.filter(|c| scaling.broker_replicas > *c) {
+        let note = format!("adding brokers {current}..{} ", scaling.broker_replicas - 1);
+        ctx.event(kc, EventType::Normal, "ScaleUp", note.trim_end())
+            .await;
+    }
     if created {
         ctx.event(
             kc,

@@ -148,6 +148,7 @@ async fn scale_up_grows_the_statefulset_and_restarts_nothing() {
         json!({"replicas": 5, "readyReplicas": 5})
     );
     assert!(api.event_reasons().contains(&"Applied".to_string()));
+    assert!(api.event_reasons().contains(&"ScaleUp".to_string()));
 }
 
 #[tokio::test]
