@@ -186,6 +186,11 @@ pub fn pod_properties(
                 "transaction.state.log.replication.factor",
                 t.replication_factor.to_string(),
             );
+            // Kafka's default of 2 would block transactions on a one-replica cluster.
+            set(
+                "transaction.state.log.min.isr",
+                t.min_insync_replicas.to_string(),
+            );
             if let Some(v) = t.retention_ms {
                 set("log.retention.ms", v.to_string());
             }
@@ -269,6 +274,7 @@ mod tests {
         );
         assert_eq!(p["inter.broker.listener.name"], "REPLICATION");
         assert_eq!(p["min.insync.replicas"], "2");
+        assert_eq!(p["transaction.state.log.min.isr"], "2");
         assert!(!p.contains_key("broker.rack"));
     }
 
