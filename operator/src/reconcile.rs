@@ -112,118 +112,34 @@ fn names_of(kc: &KafkaCluster) -> Result<ClusterNames, Error> {
     Ok(ClusterNames::new(&kc.name_any(), &ns))
 }
 
+/// The reconcile pass of a live cluster: a flat list of named steps.
 async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     let names = names_of(kc)?;
     let api: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &names.namespace);
-    let generation = kc.meta().generation;
-    let old = kc.status.clone().unwrap_or_default();
-
-    if !kc.finalizers().iter().any(|f| f == FINALIZER) {
-        let mut finalizers = kc.finalizers().to_vec();
-        finalizers.push(FINALIZER.into());
-        // resourceVersion makes this fail instead of overwriting a concurrent change.
-        let patch = serde_json::json!({"metadata": {
-            "finalizers": finalizers, "resourceVersion": kc.resource_version()}});
-        api.patch(
-            &names.cluster,
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
+    ensure_finalizer(kc, &api, &names).await?;
+    if let Some(action) = reject_invalid(kc, ctx, &api, &names).await? {
+        return Ok(action);
     }
-
-    let problems = validate::problems(&kc.spec);
-    if !problems.is_empty() {
-        let message = problems.join("; ");
-        warn!(cluster = %names.cluster, %message, "invalid spec; nothing changed");
-        ctx.event(kc, EventType::Warning, "InvalidSpec", &message)
-            .await;
-        let conditions = vec![
-            condition(&old, generation, "Degraded", true, "InvalidSpec", &message),
-            condition(
-                &old,
-                generation,
-                "Progressing",
-                false,
-                "InvalidSpec",
-                "waiting for a valid spec",
-            ),
-        ];
-        patch_status(&api, &names.cluster, serde_json::json!({
-            "observedGeneration": generation, "conditions": merge_conditions(&old.conditions, conditions)})).await?;
-        // A fix of the spec is a change, which triggers the next reconcile.
-        return Ok(Action::await_change());
-    }
-
-    let cluster_id = match &old.cluster_id {
-        Some(id) => id.clone(),
-        None => {
-            let id = crate::config::new_cluster_id();
-            // Persisted before any pod can be formatted with it.
-            patch_status(&api, &names.cluster, serde_json::json!({"clusterId": id})).await?;
-            info!(cluster = %names.cluster, %id, "generated cluster id");
-            ctx.event(
-                kc,
-                EventType::Normal,
-                "ClusterIdGenerated",
-                &format!("cluster id {id}"),
-            )
-            .await;
-            id
-        }
-    };
-
+    let cluster_id = ensure_cluster_id(kc, ctx, &api, &names).await?;
     let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &names.namespace);
     let current_brokers = sts_api
         .get_opt(&names.pool(Pool::Broker))
         .await?
         .and_then(|s| s.spec.replicas);
     let scaling = scaling::step(ctx, kc, &names, current_brokers).await?;
-
-    let want = desired(&BuildInput::new(kc, &cluster_id, scaling.broker_replicas));
-    let created = current_brokers.is_none();
-    for o in &want.config_maps {
-        server_side_apply::<ConfigMap>(ctx, &names, o).await?;
-    }
-    for o in &want.services {
-        server_side_apply::<Service>(ctx, &names, o).await?;
-    }
-    let mut applied = Vec::new();
-    for o in &want.stateful_sets {
-        applied.push(server_side_apply::<StatefulSet>(ctx, &names, o).await?);
-    }
-    for o in &want.pdbs {
-        server_side_apply::<PodDisruptionBudget>(ctx, &names, o).await?;
-    }
-    if let Some(current) = current_brokers.filter(|c| scaling.broker_replicas > *c) {
-        let note = format!("adding brokers {current}..{} ", scaling.broker_replicas - 1);
-        ctx.event(kc, EventType::Normal, "ScaleUp", note.trim_end())
-            .await;
-    }
-    if created {
-        ctx.event(
-            kc,
-            EventType::Normal,
-            "Created",
-            "created the controller and broker pools",
-        )
-        .await;
-    } else if old.observed_generation != generation {
-        ctx.event(
-            kc,
-            EventType::Normal,
-            "Applied",
-            &format!("applied generation {}", generation.unwrap_or(0)),
-        )
-        .await;
-    }
-
+    let applied = apply_desired(
+        ctx,
+        &names,
+        &BuildInput::new(kc, &cluster_id, scaling.broker_replicas),
+    )
+    .await?;
+    announce_changes(ctx, kc, current_brokers, scaling.broker_replicas).await;
     let restarting = if scaling.op.is_none() {
         rolling_restart(ctx, kc, &names, &applied).await?
     } else {
         RestartState::Blocked("a broker scale-down is in progress".into())
     };
-
+    let old = kc.status.clone().unwrap_or_default();
     let status = build_status(kc, &names, &old, &applied, &scaling, &restarting);
     let busy = status.operation.is_some() || !pools_ready(&status);
     let mut body = serde_json::to_value(&status).unwrap_or_default();
@@ -235,6 +151,163 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     } else {
         300
     })))
+}
+
+async fn ensure_finalizer(
+    kc: &KafkaCluster,
+    api: &Api<KafkaCluster>,
+    names: &ClusterNames,
+) -> Result<(), Error> {
+    if kc.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    let mut finalizers = kc.finalizers().to_vec();
+    finalizers.push(FINALIZER.into());
+    // resourceVersion makes this fail instead of overwriting a concurrent change.
+    let patch = serde_json::json!({"metadata": {
+        "finalizers": finalizers, "resourceVersion": kc.resource_version()}});
+    api.patch(
+        &names.cluster,
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A spec that cannot work gets a Degraded condition and nothing else: no object changes.
+async fn reject_invalid(
+    kc: &KafkaCluster,
+    ctx: &Context,
+    api: &Api<KafkaCluster>,
+    names: &ClusterNames,
+) -> Result<Option<Action>, Error> {
+    let problems = validate::problems(&kc.spec);
+    if problems.is_empty() {
+        return Ok(None);
+    }
+    let message = problems.join("; ");
+    warn!(cluster = %names.cluster, %message, "invalid spec; nothing changed");
+    ctx.event(kc, EventType::Warning, "InvalidSpec", &message)
+        .await;
+    let old = kc.status.clone().unwrap_or_default();
+    let generation = kc.meta().generation;
+    let conditions = vec![
+        condition(&old, generation, "Degraded", true, "InvalidSpec", &message),
+        condition(
+            &old,
+            generation,
+            "Progressing",
+            false,
+            "InvalidSpec",
+            "waiting for a valid spec",
+        ),
+    ];
+    let status = serde_json::json!({
+        "observedGeneration": generation,
+        "conditions": merge_conditions(&old.conditions, conditions),
+    });
+    patch_status(api, &names.cluster, status).await?;
+    // A fix of the spec is a change, which triggers the next reconcile.
+    Ok(Some(Action::await_change()))
+}
+
+async fn ensure_cluster_id(
+    kc: &KafkaCluster,
+    ctx: &Context,
+    api: &Api<KafkaCluster>,
+    names: &ClusterNames,
+) -> Result<String, Error> {
+    if let Some(id) = kc.status.as_ref().and_then(|s| s.cluster_id.clone()) {
+        return Ok(id);
+    }
+    let id = crate::config::new_cluster_id();
+    // Persisted before any pod can be formatted with it.
+    patch_status(api, &names.cluster, serde_json::json!({"clusterId": id})).await?;
+    info!(cluster = %names.cluster, %id, "generated cluster id");
+    ctx.event(
+        kc,
+        EventType::Normal,
+        "ClusterIdGenerated",
+        &format!("cluster id {id}"),
+    )
+    .await;
+    Ok(id)
+}
+
+/// Server-side apply in dependency order (config before the workloads reading it), then
+/// removal of per-broker external Services no longer wanted. Returns the StatefulSets as
+/// the API server stored them (controller pool first).
+async fn apply_desired(
+    ctx: &Context,
+    names: &ClusterNames,
+    input: &BuildInput<'_>,
+) -> Result<Vec<StatefulSet>, Error> {
+    let want = desired(input);
+    for o in &want.config_maps {
+        server_side_apply::<ConfigMap>(ctx, names, o).await?;
+    }
+    for o in &want.services {
+        server_side_apply::<Service>(ctx, names, o).await?;
+    }
+    prune_external_services(ctx, names, &want.services).await?;
+    let mut applied = Vec::new();
+    for o in &want.stateful_sets {
+        applied.push(server_side_apply::<StatefulSet>(ctx, names, o).await?);
+    }
+    for o in &want.pdbs {
+        server_side_apply::<PodDisruptionBudget>(ctx, names, o).await?;
+    }
+    Ok(applied)
+}
+
+/// External Services of removed brokers (or of a disabled external listener) would keep
+/// load balancers and node ports allocated; they are the only objects apply cannot remove.
+async fn prune_external_services(
+    ctx: &Context,
+    names: &ClusterNames,
+    wanted: &[Service],
+) -> Result<(), Error> {
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let mut labels = names.cluster_labels();
+    labels.insert("app.kubernetes.io/component".into(), "external".into());
+    let lp = ListParams::default().labels(&label_selector(&labels));
+    for svc in api.list(&lp).await?.items {
+        let name = svc.name_any();
+        if !wanted
+            .iter()
+            .any(|w| w.metadata.name.as_deref() == Some(name.as_str()))
+        {
+            info!(cluster = %names.cluster, service = %name, "deleting external service no longer wanted");
+            scaling::delete_ignoring_absent(&api, &name).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn announce_changes(
+    ctx: &Context,
+    kc: &KafkaCluster,
+    current_brokers: Option<i32>,
+    brokers: i32,
+) {
+    let old = kc.status.as_ref().and_then(|s| s.observed_generation);
+    let generation = kc.meta().generation;
+    match current_brokers {
+        None => {
+            let note = "created the controller and broker pools";
+            ctx.event(kc, EventType::Normal, "Created", note).await;
+        }
+        Some(current) if brokers > current => {
+            let note = format!("adding brokers {current} to {}", brokers - 1);
+            ctx.event(kc, EventType::Normal, "ScaleUp", &note).await;
+        }
+        Some(_) if old != generation => {
+            let note = format!("applied generation {}", generation.unwrap_or(0));
+            ctx.event(kc, EventType::Normal, "Applied", &note).await;
+        }
+        Some(_) => {}
+    }
 }
 
 async fn server_side_apply<K>(ctx: &Context, names: &ClusterNames, obj: &K) -> Result<K, Error>

@@ -75,7 +75,8 @@ async fn rbac_verbs_file_matches_the_calls_made() {
     let (client, api) = FakeApi::start();
     let broker = FakeBroker::with_topics(&[("orders", 3)]);
     api.create_cluster(json!({"image": "b:1", "brokers": {"replicas": 4},
-        "pvcRetention": {"whenScaled": "Delete", "whenDeleted": "Delete"}}));
+        "pvcRetention": {"whenScaled": "Delete", "whenDeleted": "Delete"},
+        "listeners": {"external": {"type": "LoadBalancer", "advertisedHostTemplate": "k{ordinal}.example.test"}}}));
     let ctx = context(client, broker.clone());
     settle(&api, &ctx, 2).await;
     api.edit_spec(json!({"image": "b:2"}));

@@ -147,7 +147,6 @@ async fn scale_up_grows_the_statefulset_and_restarts_nothing() {
         status["brokers"],
         json!({"replicas": 5, "readyReplicas": 5})
     );
-    assert!(api.event_reasons().contains(&"Applied".to_string()));
     assert!(api.event_reasons().contains(&"ScaleUp".to_string()));
 }
 
@@ -524,4 +523,30 @@ async fn delete_keeps_claims_by_default() {
     api.put(KC_PATH, kc);
     reconcile(api.cluster(), ctx).await.unwrap();
     assert_eq!(api.mutations(), ["PATCH kafkaclusters/demo"]);
+}
+
+#[tokio::test]
+async fn external_services_follow_the_broker_count() {
+    let external = json!({"listeners": {"external": {"type": "NodePort", "nodePortBase": 31000,
+        "advertisedHostTemplate": "node{ordinal}.example.test"}}});
+    let (api, broker, ctx) = running(4, &[("orders", 3)], external).await;
+    let svc = |n: i32| {
+        api.get(&format!(
+            "/api/v1/namespaces/ns/services/demo-broker-{n}-external"
+        ))
+    };
+    assert_eq!(svc(3).unwrap()["spec"]["ports"][0]["nodePort"], 31003);
+    api.edit_spec(json!({"brokers": {"replicas": 3}}));
+    reconcile(api.cluster(), ctx.clone()).await.unwrap();
+    assert!(svc(3).is_some(), "kept while broker 3 drains");
+    broker.set_progress("scale-down-4-to-3", 0, true);
+    reconcile(api.cluster(), ctx.clone()).await.unwrap();
+    assert!(svc(3).is_none(), "removed with broker 3");
+    assert!(svc(2).is_some());
+    api.edit_spec(json!({"listeners": {"external": null}}));
+    reconcile(api.cluster(), ctx).await.unwrap();
+    assert!(
+        svc(0).is_none(),
+        "disabling external access removes every external service"
+    );
 }
