@@ -98,8 +98,35 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     };
     if let Err(e) = &result {
         ctx.metrics.reconcile_failed(&name, e.metric_label());
+        if let Error::Broker(broker) = e {
+            report_admin_api_failure(&kc, &ctx, broker).await;
+        }
     }
     result
+}
+
+/// The admin API being unreachable stalls scaling and restarts; say so in status and events
+/// rather than only in the operator's log. Best effort: the reconcile error stands anyway.
+async fn report_admin_api_failure(kc: &KafkaCluster, ctx: &Context, error: &BrokerApiError) {
+    let Ok(names) = names_of(kc) else { return };
+    let message = error.to_string();
+    ctx.event(kc, EventType::Warning, "AdminApiUnavailable", &message)
+        .await;
+    let old = kc.status.clone().unwrap_or_default();
+    let degraded = condition(
+        &old,
+        kc.meta().generation,
+        "Degraded",
+        true,
+        "AdminApiUnavailable",
+        &message,
+    );
+    let status =
+        serde_json::json!({"conditions": merge_conditions(&old.conditions, vec![degraded])});
+    let api: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    if let Err(e) = patch_status(&api, &names.cluster, status).await {
+        warn!(cluster = %names.cluster, error = %e, "could not record the admin API failure in status");
+    }
 }
 
 pub fn error_policy(kc: Arc<KafkaCluster>, error: &Error, _ctx: Arc<Context>) -> Action {

@@ -550,3 +550,45 @@ async fn external_services_follow_the_broker_count() {
         "disabling external access removes every external service"
     );
 }
+
+#[tokio::test]
+async fn unreachable_admin_api_is_reported_and_changes_nothing() {
+    let (api, broker, ctx) = running(4, &[("orders", 3)], json!({})).await;
+    broker.state.lock().unwrap().unreachable = true;
+    api.edit_spec(json!({"brokers": {"replicas": 3}}));
+    let err = reconcile(api.cluster(), ctx.clone()).await.unwrap_err();
+    assert_eq!(err.metric_label(), "broker_api");
+    assert_eq!(api.sts("broker")["spec"]["replicas"], 4);
+    let status = api.get(KC_PATH).unwrap()["status"].clone();
+    let degraded = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .unwrap()
+        .clone();
+    assert_eq!(degraded["reason"], "AdminApiUnavailable");
+    assert!(degraded["message"]
+        .as_str()
+        .unwrap()
+        .contains("connection refused"));
+    assert!(status.get("operation").is_none());
+    assert!(api
+        .event_reasons()
+        .contains(&"AdminApiUnavailable".to_string()));
+    assert!(ctx.metrics.render().contains("error=\"broker_api\"} 1"));
+
+    // Once it answers again the scale-down starts and Degraded clears.
+    broker.state.lock().unwrap().unreachable = false;
+    reconcile(api.cluster(), ctx).await.unwrap();
+    let status = api.get(KC_PATH).unwrap()["status"].clone();
+    let degraded = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .unwrap()
+        .clone();
+    assert_eq!(degraded["status"], "False");
+    assert_eq!(status["operation"]["scaleDown"]["phase"], "Draining");
+}

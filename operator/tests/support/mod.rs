@@ -378,6 +378,8 @@ pub struct BrokerSide {
     pub leader: i32,
     pub lagging_voters: BTreeSet<i32>,
     pub calls: Vec<String>,
+    /// When set, the cluster view is unreachable.
+    pub unreachable: bool,
 }
 
 impl FakeBroker {
@@ -433,13 +435,20 @@ impl FakeBroker {
 impl BrokerAdmin for FakeBroker {
     fn cluster(&self, _base: &str) -> BoxFuture<'_, Result<ClusterView>> {
         let s = self.record("GET cluster".into());
-        let view = ClusterView {
-            cluster_id: "c".into(),
-            active_controller_id: Some(s.leader),
-            brokers: vec![],
-            topics: s.topics.clone(),
+        let result = if s.unreachable {
+            Err(BrokerApiError::Transport {
+                url: "http://admin.test/admin/v1/cluster".into(),
+                message: "connection refused".into(),
+            })
+        } else {
+            Ok(ClusterView {
+                cluster_id: "c".into(),
+                active_controller_id: Some(s.leader),
+                brokers: vec![],
+                topics: s.topics.clone(),
+            })
         };
-        Box::pin(async move { Ok(view) })
+        Box::pin(async move { result })
     }
     fn exclude(&self, _base: &str, id: i32) -> BoxFuture<'_, Result<()>> {
         self.record(format!("PUT exclusion {id}"))
