@@ -89,4 +89,22 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn external_access_problems_are_named() {
+        let p = problems(&spec(serde_json::json!({
+            "image": " ",
+            "listeners": {"clientPort": 9094, "external": {
+                "type": "NodePort", "port": 9094, "advertisedHostTemplate": "kafka.example.test"}}
+        })));
+        assert_eq!(
+            p,
+            [
+                "listeners.external.nodePortBase is required for NodePort",
+                "listeners.external.advertisedHostTemplate must contain {ordinal}",
+                "listeners.external.port must differ from listeners.clientPort",
+                "image must not be empty",
+            ]
+        );
+    }
 }

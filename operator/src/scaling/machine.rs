@@ -207,13 +207,21 @@ pub fn advance(op: &ScaleDown, desired: i32, observed: &Observed, claims: Retent
         },
         ScaleDownPhase::Unregistering => {
             let mut actions = vec![Action::Unregister(leaving.clone())];
-            if claims == RetentionPolicy::Delete {
+            let claims_note = if claims == RetentionPolicy::Delete {
                 actions.push(Action::DeleteClaims((op.to..op.from).collect()));
-            }
+                "deleted their volume claims"
+            } else {
+                "kept their volume claims"
+            };
             Step {
                 op: None,
                 actions,
-                outcome: Outcome::Finished(format!("scaled brokers from {} to {}", op.from, op.to)),
+                outcome: Outcome::Finished(format!(
+                    "scaled brokers from {} to {}: unregistered brokers {}, {claims_note}",
+                    op.from,
+                    op.to,
+                    list(&leaving)
+                )),
             }
         }
     }
@@ -432,7 +440,13 @@ mod tests {
                 Action::DeleteClaims(vec![3, 4])
             ]
         );
-        assert!(matches!(done.outcome, Outcome::Finished(_)));
+        assert_eq!(
+            done.outcome,
+            Outcome::Finished(
+                "scaled brokers from 5 to 3: unregistered brokers 3,4, deleted their volume claims"
+                    .into()
+            )
+        );
         let kept = advance(&unreg, 3, &gone, RetentionPolicy::Retain);
         assert_eq!(kept.actions, [Action::Unregister(vec![3, 4])]);
     }
