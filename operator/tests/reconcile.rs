@@ -592,3 +592,45 @@ async fn unreachable_admin_api_is_reported_and_changes_nothing() {
     assert_eq!(degraded["status"], "False");
     assert_eq!(status["operation"]["scaleDown"]["phase"], "Draining");
 }
+
+#[tokio::test]
+async fn broker_restart_waits_until_its_leadership_has_moved() {
+    let (api, broker, ctx) = running(3, &[("orders", 3)], json!({})).await;
+    broker.state.lock().unwrap().sticky_leaders.insert(0, 2);
+    api.edit_spec(json!({"brokers": {"config": {"num.io.threads": "16"}}}));
+    let mut restarted = Vec::new();
+    for _ in 0..4 {
+        api.clear_calls();
+        reconcile(api.cluster(), ctx.clone()).await.unwrap();
+        restarted.extend(
+            api.mutations()
+                .into_iter()
+                .filter_map(|m| m.strip_prefix("DELETE pods/").map(String::from)),
+        );
+        api.sync_workloads();
+    }
+    assert!(
+        restarted.is_empty(),
+        "only broker config changed, and broker 0 still leads: {restarted:?}"
+    );
+    assert!(broker.calls().contains(&"POST demote 0".to_string()));
+    let status = api.get(KC_PATH).unwrap()["status"].clone();
+    let progressing = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Progressing")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        progressing["message"],
+        "moving 2 leaderships off demo-broker-0 before restarting it"
+    );
+
+    broker.state.lock().unwrap().sticky_leaders.clear();
+    api.clear_calls();
+    reconcile(api.cluster(), ctx).await.unwrap();
+    assert!(api
+        .mutations()
+        .contains(&"DELETE pods/demo-broker-0".to_string()));
+}
