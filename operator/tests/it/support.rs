@@ -2,7 +2,6 @@
 //! `Client::new` (real HTTP requests and responses through a tower-test mock service), a
 //! StatefulSet-controller simulation, and an in-memory broker admin API.
 
-#![allow(dead_code)] // each test binary uses a different part of the support module
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};

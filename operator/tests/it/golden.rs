@@ -1,5 +1,5 @@
 //! Golden files of the desired objects for the minimal and the production-like example.
-//! A reviewed change is recorded with `UPDATE_GOLDEN=1 cargo test -p operator --test golden`.
+//! A reviewed change is recorded with `UPDATE_GOLDEN=1 cargo test -p operator --test it golden`.
 
 use std::path::PathBuf;
 

@@ -2,11 +2,9 @@
 //! whole scale-down sequence, refusal, resume after an operator restart, cancel, and the
 //! order of a rolling restart.
 
-mod support;
-
+use crate::support::{context, FakeApi, FakeBroker, KC_PATH};
 use operator::reconcile::reconcile;
 use serde_json::json;
-use support::{context, FakeApi, FakeBroker, KC_PATH};
 
 const APPLY_QUERY: &str = "fieldManager=kafka-operator&force=true";
 
@@ -40,7 +38,7 @@ async fn running(
     let (client, api) = FakeApi::start();
     let broker = FakeBroker::with_topics(topics);
     let mut spec = json!({"image": "broker:1", "brokers": {"replicas": brokers}});
-    support::merge(&mut spec, &extra);
+    crate::support::merge(&mut spec, &extra);
     api.create_cluster(spec);
     let ctx = context(client, broker.clone());
     reconcile(api.cluster(), ctx.clone()).await.unwrap();

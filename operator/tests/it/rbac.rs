@@ -1,16 +1,14 @@
 //! The API verbs the operator uses, derived from what the reconciler and leader election
 //! actually send (plus the controller's watches), checked in as `rbac-verbs.json`. The Helm
 //! test compares the chart's RBAC rules with that file, so RBAC grants exactly these.
-//! Refresh after a reviewed change with `UPDATE_RBAC=1 cargo test -p operator --test rbac`.
-
-mod support;
+//! Refresh after a reviewed change with `UPDATE_RBAC=1 cargo test -p operator --test it rbac`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::support::{context, Call, FakeApi, FakeBroker, KC_PATH};
 use operator::leader::Elector;
 use operator::reconcile::reconcile;
 use serde_json::json;
-use support::{context, Call, FakeApi, FakeBroker, KC_PATH};
 
 type Verbs = BTreeMap<String, BTreeSet<String>>;
 

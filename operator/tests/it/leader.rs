@@ -1,11 +1,9 @@
 //! Leader election against the mocked API server: one holder at a time, renewals by the
 //! holder, takeover only after expiry.
 
-mod support;
-
+use crate::support::FakeApi;
 use operator::leader::Elector;
 use serde_json::json;
-use support::FakeApi;
 
 const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/ops/leases/kafka-operator-leader";
 
