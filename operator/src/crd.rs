@@ -63,6 +63,7 @@ pub struct KafkaClusterSpec {
     /// The brokers serving clients (process.roles=broker).
     #[serde(default)]
     pub brokers: BrokerPool,
+    /// Ports and external access of the brokers.
     #[serde(default)]
     pub listeners: Listeners,
     /// Defaults for topics created without explicit settings.
@@ -88,6 +89,7 @@ pub enum PullPolicy {
     .message("controllers.replicas must be odd so that a majority survives a failure"))]
 #[serde(rename_all = "camelCase")]
 pub struct ControllerPool {
+    /// Number of KRaft voters; odd, so that a majority survives a failure.
     #[serde(default = "default_controller_replicas")]
     #[schemars(range(min = 1, max = 9))]
     pub replicas: i32,
@@ -98,6 +100,7 @@ pub struct ControllerPool {
     /// Extra server properties for this pool; operator-managed keys are rejected.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+    /// Where the pool's pods run; each field set here replaces the podTemplate's.
     #[serde(default)]
     pub scheduling: Scheduling,
 }
@@ -117,6 +120,7 @@ impl Default for ControllerPool {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerPool {
+    /// Number of brokers. Lowering it drains the highest-numbered brokers before removing them.
     #[serde(default = "default_broker_replicas")]
     #[schemars(range(min = 1, max = 999))]
     pub replicas: i32,
@@ -127,6 +131,7 @@ pub struct BrokerPool {
     /// Extra server properties for this pool; operator-managed keys are rejected.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+    /// Where the pool's pods run; each field set here replaces the podTemplate's.
     #[serde(default)]
     pub scheduling: Scheduling,
     /// Node label whose value becomes `broker.rack` (e.g. topology.kubernetes.io/zone).
@@ -174,14 +179,19 @@ impl Default for Storage {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Scheduling {
+    /// Node labels the pool's pods require.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
+    /// Tolerations of the pool's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerations: Option<Vec<Toleration>>,
+    /// Affinity of the pool's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
+    /// Topology spread of the pool's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
+    /// PriorityClass of the pool's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
 }
@@ -189,14 +199,19 @@ pub struct Scheduling {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PodTemplateOverrides {
+    /// Extra labels of every pod (the operator's own labels win on conflict).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Extra annotations of every pod.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Tolerations of every pod unless its pool sets its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerations: Option<Vec<Toleration>>,
+    /// Affinity of every pod unless its pool sets its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
+    /// Topology spread of every pod unless its pool sets its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
 }
@@ -227,6 +242,7 @@ impl Default for Listeners {
     .message("external.nodePortBase is required when external.type is NodePort"))]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalAccess {
+    /// Kind of the per-broker Services.
     #[serde(rename = "type")]
     pub type_: ExternalType,
     /// Port of the EXTERNAL listener inside the pod and of a LoadBalancer Service.
@@ -255,19 +271,25 @@ pub enum ExternalType {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TopicDefaults {
+    /// num.partitions of auto-created topics.
     #[serde(default = "default_partitions")]
     #[schemars(range(min = 1))]
     pub partitions: i32,
+    /// default.replication.factor; also used for the internal offsets and transaction topics.
     #[serde(default = "default_replication_factor")]
     #[schemars(range(min = 1))]
     pub replication_factor: i32,
+    /// min.insync.replicas.
     #[serde(default = "default_min_insync")]
     #[schemars(range(min = 1))]
     pub min_insync_replicas: i32,
+    /// log.retention.ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_ms: Option<i64>,
+    /// log.retention.bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_bytes: Option<i64>,
+    /// log.segment.bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1048576))]
     pub segment_bytes: Option<i64>,
@@ -307,18 +329,23 @@ pub enum RetentionPolicy {
     Delete,
 }
 
+/// What the operator observed and is doing.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaClusterStatus {
     /// Generated once; every node formats its storage with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_id: Option<String>,
+    /// The generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Ready, Progressing and Degraded, each with a reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Replicas of the controller StatefulSet and how many are ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controllers: Option<PoolStatus>,
+    /// Replicas of the broker StatefulSet and how many are ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub brokers: Option<PoolStatus>,
     /// host:port clients bootstrap from.
@@ -332,7 +359,9 @@ pub struct KafkaClusterStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolStatus {
+    /// Pods the StatefulSet is asked to run.
     pub replicas: i32,
+    /// Pods passing their readiness probe.
     pub ready_replicas: i32,
 }
 

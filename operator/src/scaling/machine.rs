@@ -17,11 +17,15 @@ use crate::names::Pool;
 pub struct ScaleDown {
     /// Broker count when the scale-down started; the StatefulSet keeps it while draining.
     pub from: i32,
+    /// Target broker count.
     pub to: i32,
+    /// Draining, Shrinking or Unregistering.
     pub phase: ScaleDownPhase,
     /// Client-chosen removal id on the broker admin API (idempotent PUT).
     pub removal_id: String,
+    /// Progress of each leaving broker.
     pub brokers: Vec<BrokerDrain>,
+    /// Why the removal failed, as the brokers report it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -36,9 +40,13 @@ pub enum ScaleDownPhase {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerDrain {
+    /// node.id of the leaving broker.
     pub node_id: i32,
+    /// Draining while it still holds replicas, then Drained.
     pub phase: BrokerPhase,
+    /// Partition replicas still to move off it.
     pub partitions_remaining: i64,
+    /// Bytes still to move off it.
     pub bytes_remaining: i64,
 }
 

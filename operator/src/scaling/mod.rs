@@ -10,6 +10,7 @@ pub use machine::ScaleDown;
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Operation {
+    /// Broker scale-down in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down: Option<ScaleDown>,
     /// Pod being restarted by the rolling update.

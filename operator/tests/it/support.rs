@@ -2,7 +2,6 @@
 //! `Client::new` (real HTTP requests and responses through a tower-test mock service), a
 //! StatefulSet-controller simulation, and an in-memory broker admin API.
 
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
