@@ -120,6 +120,34 @@ impl Elector {
         }
     }
 
+    /// Give the lease up on a clean shutdown so that a standby takes over at once instead of
+    /// waiting for it to expire. Best effort.
+    pub async fn release(&self) {
+        let Ok(Some(lease)) = self.api.get_opt(&self.name).await else {
+            return;
+        };
+        if lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref())
+            != Some(self.me.as_str())
+        {
+            return;
+        }
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": lease.metadata.resource_version},
+            "spec": {"holderIdentity": null, "renewTime": null},
+        });
+        match self
+            .api
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => info!(identity = %self.me, "released leadership"),
+            Err(e) => warn!(error = %e, "could not release the lease"),
+        }
+    }
+
     /// Keep renewing; returns when leadership is lost so the caller can stop reconciling.
     pub async fn hold(&self) {
         let mut last_renewed = tokio::time::Instant::now();

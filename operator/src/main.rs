@@ -166,6 +166,7 @@ async fn run() -> anyhow::Result<()> {
         _ = elector.hold() => warn!("lost leadership; exiting so that another replica takes over"),
         r = server => warn!(result = ?r, "metrics server stopped"),
     }
+    elector.release().await;
     Ok(())
 }
 

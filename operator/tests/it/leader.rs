@@ -35,4 +35,19 @@ async fn one_holder_until_the_lease_expires() {
         1,
         "created once: {methods:?}"
     );
+
+    b.release().await;
+    assert!(api.get(LEASE).unwrap()["spec"]
+        .get("holderIdentity")
+        .is_none());
+    assert!(
+        a.try_acquire().await.unwrap(),
+        "a released lease is free at once"
+    );
+    b.release().await;
+    assert_eq!(
+        api.get(LEASE).unwrap()["spec"]["holderIdentity"],
+        "a",
+        "only the holder releases"
+    );
 }
