@@ -2,7 +2,18 @@
 
 pub mod machine;
 
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use crate::crd::KafkaCluster;
+use crate::names::{ordinal_from_pod_name, ClusterNames, Pool};
+use crate::reconcile::{label_selector, Context, Error};
+use machine::{Action, Observed, Outcome};
 
 pub use machine::ScaleDown;
 
@@ -17,18 +28,6 @@ pub struct Operation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarting_pod: Option<String>,
 }
-
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
-use kube::runtime::events::EventType;
-use kube::{Api, ResourceExt};
-use tracing::info;
-
-use crate::crd::KafkaCluster;
-use crate::names::{ordinal_from_pod_name, ClusterNames, Pool};
-use crate::reconcile::{label_selector, Context, Error};
-use machine::{Action, Observed, Outcome};
 
 /// What the reconcile pass needs to know after the scale-down step.
 #[derive(Clone, Debug, PartialEq, Eq)]
