@@ -400,8 +400,13 @@ async fn rolling_restart(
     match rolling::next(&pods, quorum.as_ref()) {
         rolling::Plan::UpToDate => Ok(RestartState::Idle),
         rolling::Plan::Wait(reason) => Ok(RestartState::Blocked(reason)),
-        rolling::Plan::Restart { pod, pool, node_id } => {
-            if pool == Pool::Broker {
+        rolling::Plan::Restart {
+            pod,
+            pool,
+            node_id,
+            ready,
+        } => {
+            if pool == Pool::Broker && ready {
                 let safety = ctx.admin.restart_safety(&base, node_id).await?;
                 if !safety.safe {
                     let reason = safety.reason.unwrap_or_else(|| {

@@ -22,11 +22,13 @@ pub enum Plan {
     UpToDate,
     /// Outdated pods exist but restarting one now would be unsafe.
     Wait(String),
-    /// Restart this pod (a broker after its leadership has moved and its safety is checked).
+    /// Restart this pod. A ready broker first has its safety checked and its leadership
+    /// moved; a pod that is not ready serves nothing, so it is restarted as it is.
     Restart {
         pod: String,
         pool: Pool,
         node_id: i32,
+        ready: bool,
     },
 }
 
@@ -36,6 +38,16 @@ pub fn next(pods: &[PodState], quorum: Option<&QuorumView>) -> Plan {
         return Plan::UpToDate;
     }
     if let Some(p) = pods.iter().find(|p| !p.ready) {
+        // An outdated pod that is down (e.g. crash-looping on its old config) only gets well
+        // with the new one; restarting it costs no availability.
+        if p.outdated {
+            return Plan::Restart {
+                pod: p.name.clone(),
+                pool: p.pool,
+                node_id: p.pool.node_id(p.ordinal),
+                ready: false,
+            };
+        }
         return Plan::Wait(format!("pod {} is not ready", p.name));
     }
     let mut controllers: Vec<&PodState> = pods
@@ -77,6 +89,7 @@ pub fn next(pods: &[PodState], quorum: Option<&QuorumView>) -> Plan {
             pod: pod.name.clone(),
             pool: Pool::Controller,
             node_id: id,
+            ready: true,
         };
     }
     let Some(broker) = pods
@@ -90,6 +103,7 @@ pub fn next(pods: &[PodState], quorum: Option<&QuorumView>) -> Plan {
         pod: broker.name.clone(),
         pool: Pool::Broker,
         node_id: Pool::Broker.node_id(broker.ordinal),
+        ready: true,
     }
 }
 
@@ -165,13 +179,29 @@ mod tests {
             Plan::Restart {
                 pod: "kc-broker-1".into(),
                 pool: Pool::Broker,
-                node_id: 1
+                node_id: 1,
+                ready: true,
             }
         );
         pods[3].ready = false;
         assert_eq!(
             next(&pods, None),
             Plan::Wait("pod kc-broker-0 is not ready".into())
+        );
+    }
+
+    #[test]
+    fn an_outdated_pod_that_is_down_is_restarted_first() {
+        let mut pods = all(true);
+        pods[5].ready = false;
+        assert_eq!(
+            next(&pods, None),
+            Plan::Restart {
+                pod: "kc-broker-2".into(),
+                pool: Pool::Broker,
+                node_id: 2,
+                ready: false,
+            }
         );
     }
 }

@@ -632,3 +632,26 @@ async fn broker_restart_waits_until_its_leadership_has_moved() {
         .mutations()
         .contains(&"DELETE pods/demo-broker-0".to_string()));
 }
+
+#[tokio::test]
+async fn an_outdated_broker_that_is_down_is_restarted_without_checks() {
+    let (api, broker, ctx) = running(3, &[("orders", 3)], json!({})).await;
+    broker.state.lock().unwrap().unsafe_brokers.insert(2);
+    api.edit_spec(json!({"brokers": {"config": {"num.io.threads": "16"}}}));
+    reconcile(api.cluster(), ctx.clone()).await.unwrap();
+    api.sync_workloads();
+    let pod = "/api/v1/namespaces/ns/pods/demo-broker-2";
+    let mut down = api.get(pod).unwrap();
+    down["status"]["conditions"][0]["status"] = json!("False");
+    api.put(pod, down);
+    api.clear_calls();
+    broker.clear_calls();
+    reconcile(api.cluster(), ctx).await.unwrap();
+    assert!(api
+        .mutations()
+        .contains(&"DELETE pods/demo-broker-2".to_string()));
+    assert!(
+        broker.calls().is_empty(),
+        "no safety check or demotion for a pod that is down"
+    );
+}
