@@ -29,6 +29,21 @@ pub fn problems(spec: &KafkaClusterSpec) -> Vec<String> {
             t.min_insync_replicas, t.replication_factor
         ));
     }
+    for key in [
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+    ] {
+        if let Some(v) = spec.brokers.config.get(key) {
+            match v.parse::<i32>() {
+                Ok(rf) if rf > b => out.push(format!(
+                    "brokers.config: {key} is {rf} but brokers.replicas is only {b}"
+                )),
+                Ok(rf) if rf < 1 => out.push(format!("brokers.config: {key} must be at least 1")),
+                Ok(_) => {}
+                Err(_) => out.push(format!("brokers.config: {key} must be a number, not {v:?}")),
+            }
+        }
+    }
     for (pool, config) in [
         ("controllers", &spec.controllers.config),
         ("brokers", &spec.brokers.config),
@@ -104,6 +119,22 @@ mod tests {
                 "listeners.external.advertisedHostTemplate must contain {ordinal}",
                 "listeners.external.port must differ from listeners.clientPort",
                 "image must not be empty",
+            ]
+        );
+    }
+
+    #[test]
+    fn internal_topic_replication_must_fit_the_brokers() {
+        let p = problems(&spec(serde_json::json!({
+            "image": "b:1",
+            "brokers": {"config": {"offsets.topic.replication.factor": "5",
+                                   "transaction.state.log.replication.factor": "three"}}
+        })));
+        assert_eq!(
+            p,
+            [
+                "brokers.config: offsets.topic.replication.factor is 5 but brokers.replicas is only 3",
+                "brokers.config: transaction.state.log.replication.factor must be a number, not \"three\"",
             ]
         );
     }
