@@ -39,13 +39,6 @@ impl Pool {
             Pool::Broker => ordinal,
         }
     }
-
-    pub fn ordinal_of(self, node_id: i32) -> i32 {
-        match self {
-            Pool::Controller => node_id - CONTROLLER_ID_BASE,
-            Pool::Broker => node_id,
-        }
-    }
 }
 
 /// Naming for one KafkaCluster in one namespace.
@@ -165,7 +158,7 @@ mod tests {
         let controllers: Vec<i32> = (0..9).map(|o| Pool::Controller.node_id(o)).collect();
         let brokers: Vec<i32> = (0..999).map(|o| Pool::Broker.node_id(o)).collect();
         assert!(controllers.iter().all(|c| !brokers.contains(c)));
-        assert_eq!(Pool::Controller.ordinal_of(Pool::Controller.node_id(4)), 4);
+        assert_eq!(Pool::Controller.node_id(4), 1004);
     }
 
     #[test]
