@@ -15,7 +15,6 @@ pub const MANAGED_KEYS: &[&str] = &[
     "node.id",
     "broker.id",
     "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers",
     "listeners",
     "advertised.listeners",
     "listener.security.protocol.map",
@@ -23,58 +22,70 @@ pub const MANAGED_KEYS: &[&str] = &[
     "inter.broker.listener.name",
     "log.dirs",
     "log.dir",
+    "metadata.log.dir",
     "broker.rack",
     "admin.http.listener",
     "config.providers",
 ];
 
-/// Keys a user may set, exactly or by prefix (`log.retention.` covers every retention knob).
-const ALLOWED_KEYS: &[&str] = &[
+/// Keys with a typed field in `spec.topicDefaults`, which is where they are set.
+const TOPIC_DEFAULT_KEYS: &[(&str, &str)] = &[
+    ("num.partitions", "partitions"),
+    ("default.replication.factor", "replicationFactor"),
+    ("min.insync.replicas", "minInsyncReplicas"),
+    ("log.retention.ms", "retentionMs"),
+    ("log.retention.bytes", "retentionBytes"),
+    ("log.segment.bytes", "segmentBytes"),
+];
+
+/// Keys a user may set: those the broker reads (broker/src/config.rs) that the operator
+/// does not own. A key the broker does not know would make its pods crash-loop, so it is
+/// refused here instead; a test feeds every key to the broker's own parser.
+pub const ALLOWED_KEYS: &[&str] = &[
     "auto.create.topics.enable",
-    "auto.leader.rebalance.enable",
-    "background.threads",
-    "compression.type",
     "delete.topic.enable",
     "group.initial.rebalance.delay.ms",
     "group.max.session.timeout.ms",
+    "group.max.size",
     "group.min.session.timeout.ms",
-    "leader.imbalance.check.interval.seconds",
+    "log.cleaner.backoff.ms",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.enable",
+    "log.cleaner.min.cleanable.ratio",
+    "log.cleaner.min.compaction.lag.ms",
+    "log.cleanup.policy",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "log.flush.offset.checkpoint.interval.ms",
+    "log.index.interval.bytes",
+    "log.index.size.max.bytes",
+    "log.message.timestamp.type",
+    "log.retention.check.interval.ms",
+    "log.retention.hours",
+    "log.retention.minutes",
+    "log.roll.hours",
+    "log.roll.ms",
     "message.max.bytes",
+    "offsets.retention.check.interval.ms",
+    "offsets.retention.minutes",
+    "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor",
+    "socket.request.max.bytes",
+    "transaction.state.log.min.isr",
+    "transaction.state.log.replication.factor",
+    // Accepted by the broker for compatibility with Kafka property files, without effect.
+    "background.threads",
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.io.buffer.size",
+    "log.cleaner.threads",
+    "log.preallocate",
     "num.io.threads",
     "num.network.threads",
     "num.recovery.threads.per.data.dir",
     "num.replica.fetchers",
-    "offsets.retention.minutes",
-    "offsets.topic.num.partitions",
-    "offsets.topic.replication.factor",
     "queued.max.requests",
-    "replica.fetch.max.bytes",
-    "replica.lag.time.max.ms",
     "socket.receive.buffer.bytes",
-    "socket.request.max.bytes",
     "socket.send.buffer.bytes",
-    "transaction.state.log.min.isr",
-    "transaction.state.log.replication.factor",
-    "transactional.id.expiration.ms",
-    "unclean.leader.election.enable",
-    "controller.quorum.election.timeout.ms",
-    "controller.quorum.fetch.timeout.ms",
-    "broker.heartbeat.interval.ms",
-    "broker.session.timeout.ms",
-    "metadata.log.max.record.bytes.between.snapshots",
-    "log.cleaner.enable",
-    "log.cleanup.policy",
-    "log.flush.interval.messages",
-    "log.flush.interval.ms",
-    "log.message.timestamp.type",
-    "log.roll.hours",
-    "log.roll.ms",
-];
-const ALLOWED_PREFIXES: &[&str] = &[
-    "log.retention.",
-    "log.segment.",
-    "log.cleaner.",
-    "log.index.",
 ];
 
 /// Why a user-supplied key cannot be used; reported verbatim in the Degraded condition.
@@ -83,7 +94,11 @@ pub fn check_user_key(key: &str) -> Option<String> {
         Some(format!(
             "config key {key:?} is managed by the operator and cannot be overridden"
         ))
-    } else if ALLOWED_KEYS.contains(&key) || ALLOWED_PREFIXES.iter().any(|p| key.starts_with(p)) {
+    } else if let Some((_, field)) = TOPIC_DEFAULT_KEYS.iter().find(|(k, _)| *k == key) {
+        Some(format!(
+            "config key {key:?} is set through topicDefaults.{field}"
+        ))
+    } else if ALLOWED_KEYS.contains(&key) {
         None
     } else {
         Some(format!("unknown config key {key:?}"))
@@ -316,6 +331,9 @@ mod tests {
         assert!(check_user_key("node.id")
             .unwrap()
             .contains("managed by the operator"));
+        assert!(check_user_key("min.insync.replicas")
+            .unwrap()
+            .contains("topicDefaults.minInsyncReplicas"));
         assert!(check_user_key("log.retension.ms")
             .unwrap()
             .contains("unknown config key"));

@@ -1,6 +1,7 @@
 //! Integration tests of the operator, in one binary so that kube is linked once.
 
 mod broker_api;
+mod broker_config;
 mod cel_rules;
 mod crd_stale;
 mod golden;
