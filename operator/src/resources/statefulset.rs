@@ -42,8 +42,9 @@ pub fn pool(input: &BuildInput, pool: Pool) -> StatefulSet {
             &spec.brokers.scheduling,
         ),
     };
-    let mut labels = input.names.pool_labels(pool);
-    labels.extend(spec.pod_template.labels.clone());
+    // The operator's labels win: they carry the selector, which must keep matching.
+    let mut labels = spec.pod_template.labels.clone();
+    labels.extend(input.names.pool_labels(pool));
     let mut annotations = spec.pod_template.annotations.clone();
     annotations.insert(CONFIG_HASH_ANNOTATION.into(), config_hash(input, pool));
 
@@ -365,6 +366,21 @@ mod tests {
             .unwrap();
         assert_eq!(ready.path.as_deref(), Some("/readyz"));
         assert_eq!(ready.port, IntOrString::String("admin".into()));
+    }
+
+    #[test]
+    fn user_labels_cannot_break_the_selector() {
+        let s = sts(
+            serde_json::json!({"image": "b:1", "podTemplate": {
+                "labels": {"app.kubernetes.io/component": "mine", "team": "a"},
+                "annotations": {"streaming.example.dev/config-hash": "x"}}}),
+            Pool::Broker,
+        );
+        let meta = s.spec.template.metadata.unwrap();
+        let labels = meta.labels.unwrap();
+        assert_eq!(labels["app.kubernetes.io/component"], "broker");
+        assert_eq!(labels["team"], "a");
+        assert_ne!(meta.annotations.unwrap()[CONFIG_HASH_ANNOTATION], "x");
     }
 
     #[test]
