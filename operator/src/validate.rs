@@ -3,6 +3,7 @@
 
 use crate::config::check_user_key;
 use crate::crd::{ExternalType, KafkaClusterSpec};
+use crate::names::{ADMIN_PORT, CONTROLLER_PORT, REPLICATION_PORT};
 
 pub fn problems(spec: &KafkaClusterSpec) -> Vec<String> {
     let mut out = Vec::new();
@@ -54,6 +55,20 @@ pub fn problems(spec: &KafkaClusterSpec) -> Vec<String> {
                 .filter_map(|k| check_user_key(k))
                 .map(|p| format!("{pool}.config: {p}")),
         );
+    }
+    let reserved = [
+        (REPLICATION_PORT, "replication"),
+        (CONTROLLER_PORT, "controller"),
+        (ADMIN_PORT, "admin"),
+    ];
+    let mut ports = vec![("listeners.clientPort", spec.listeners.client_port)];
+    if let Some(ext) = &spec.listeners.external {
+        ports.push(("listeners.external.port", ext.port));
+    }
+    for (field, port) in ports {
+        if let Some((_, what)) = reserved.iter().find(|(p, _)| *p == port) {
+            out.push(format!("{field} {port} is taken by the {what} listener"));
+        }
     }
     if let Some(ext) = &spec.listeners.external {
         if ext.type_ == ExternalType::NodePort && ext.node_port_base.is_none() {
@@ -135,6 +150,21 @@ mod tests {
             [
                 "brokers.config: offsets.topic.replication.factor is 5 but brokers.replicas is only 3",
                 "brokers.config: transaction.state.log.replication.factor must be a number, not \"three\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn ports_of_the_operator_listeners_are_reserved() {
+        let p = problems(&spec(
+            serde_json::json!({"image": "b:1", "listeners": {"clientPort": 9091,
+            "external": {"type": "LoadBalancer", "port": 8080, "advertisedHostTemplate": "k{ordinal}.test"}}}),
+        ));
+        assert_eq!(
+            p,
+            [
+                "listeners.clientPort 9091 is taken by the replication listener",
+                "listeners.external.port 8080 is taken by the admin listener",
             ]
         );
     }
