@@ -1,0 +1,62 @@
+//! The metadata log on local storage: `__cluster_metadata-0`, each record's
+//! value one metadata record in Kafka's format. A single node is a quorum of
+//! one; the KRaft work replaces the commit rule, not this storage.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::controller::{MetadataLog, MetadataLogError};
+use crate::storage::{LogConfig, LogManager, PartitionLog, TopicPartition};
+
+use super::now_ms;
+use super::record_io::{encode_batch, read_all};
+
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+pub struct LocalMetadataLog {
+    log: Arc<PartitionLog>,
+}
+
+impl LocalMetadataLog {
+    pub fn open(logs: &LogManager, defaults: &LogConfig) -> Result<Self, crate::storage::StorageError> {
+        let config = LogConfig {
+            // Metadata is the source of truth: never expired, never compacted.
+            retention_ms: -1,
+            retention_bytes: -1,
+            cleanup_policy: crate::config::CleanupPolicy {
+                delete: true,
+                compact: false,
+            },
+            ..defaults.clone()
+        };
+        let log = logs.get_or_create(&TopicPartition::new(METADATA_TOPIC, 0), config)?;
+        Ok(LocalMetadataLog { log })
+    }
+}
+
+impl MetadataLog for LocalMetadataLog {
+    fn append(&self, records: Vec<Bytes>) -> Result<i64, MetadataLogError> {
+        let pairs: Vec<_> = records.into_iter().map(|value| (None, Some(value))).collect();
+        let batch = encode_batch(&pairs, now_ms()).map_err(|e| MetadataLogError::new(e.to_string()))?;
+        let info = self
+            .log
+            .append(batch, 0, now_ms())
+            .map_err(|e| MetadataLogError::new(e.to_string()))?;
+        // Committed means on disk: a single node has no replica to fall back on.
+        self.log.flush().map_err(|e| MetadataLogError::new(e.to_string()))?;
+        Ok(info.last_offset)
+    }
+
+    fn replay(&self) -> Result<Vec<(i64, Bytes)>, MetadataLogError> {
+        let records = read_all(&self.log).map_err(|e| MetadataLogError::new(e.to_string()))?;
+        records
+            .into_iter()
+            .map(|(offset, _, value)| {
+                value
+                    .map(|v| (offset, v))
+                    .ok_or_else(|| MetadataLogError::new(format!("metadata record at offset {offset} has no value")))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,107 @@
+//! Wires the parts together: storage, metadata, controller, groups, the
+//! client listener and admin HTTP; runs until SIGTERM or Ctrl-C.
+
+mod log_sync;
+mod metadata_log;
+pub mod metrics;
+mod offsets_store;
+mod record_io;
+mod state;
+
+pub use state::{now_ms, BrokerState, PartitionError, OFFSETS_TOPIC};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::controller::Controller;
+use crate::group::{GroupConfig, GroupCoordinator};
+use crate::storage::{BackgroundConfig, LogConfig, LogManager};
+
+/// Starts the node and serves until a shutdown signal.
+pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+    if !(config.roles.broker && config.roles.controller) {
+        anyhow::bail!(
+            "process.roles={} needs a controller quorum, which is not available yet; use process.roles=broker,controller",
+            config.roles
+        );
+    }
+    let meta = crate::meta_properties::load(&config)?;
+    tracing::info!(node_id = config.node_id, cluster_id = %meta.cluster_id, "starting");
+
+    let defaults = LogConfig::from_broker(&config);
+    let logs_config = config.clone();
+    let logs = tokio::task::spawn_blocking(move || {
+        LogManager::open(&logs_config.log_dirs, LogConfig::from_broker(&logs_config), BackgroundConfig::from_broker(&logs_config))
+    })
+    .await?
+    .context("opening the log directories")?;
+
+    let metadata_log = metadata_log::LocalMetadataLog::open(&logs, &defaults).context("opening the metadata log")?;
+    let controller = Controller::open(&config, meta.cluster_id.clone(), Arc::new(metadata_log))
+        .context("loading the metadata log")?;
+
+    let store = Arc::new(offsets_store::LocalOffsetsStore::new(logs.clone(), &defaults));
+    let groups = GroupCoordinator::new(GroupConfig::from_broker(&config), store);
+    groups.load().await.context("loading consumer group offsets")?;
+
+    let metrics = Arc::new(metrics::Metrics::new());
+    let state = Arc::new(BrokerState::new(config.clone(), logs.clone(), controller, groups.clone(), metrics.clone()));
+    tokio::spawn(log_sync::run(state.clone()));
+    logs.start_background();
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let ready = Arc::new(AtomicBool::new(false));
+    if let Some(addr) = config.admin_http_listener {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding admin.http.listener {addr}"))?;
+        let router = crate::admin_http::router(crate::admin_http::AdminState {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        });
+        let mut stop = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "admin HTTP server failed");
+            }
+        });
+    }
+
+    let client = config.client_listener().context("no client listener")?;
+    let listener = TcpListener::bind(client.bind_addr())
+        .await
+        .with_context(|| format!("binding listener {}", client.bind_addr()))?;
+    let (host, port) = config.advertised_address(client);
+    tracing::info!(listener = %client.bind_addr(), advertised = %format!("{host}:{port}"), "serving Kafka clients");
+    ready.store(true, Ordering::Release);
+    let server = tokio::spawn(crate::network::serve(listener, state.clone(), shutdown_rx));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    ready.store(false, Ordering::Release);
+    let _ = shutdown_tx.send(true);
+    let _ = server.await;
+    groups.shutdown().await;
+    tokio::task::spawn_blocking(move || logs.shutdown()).await??;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
