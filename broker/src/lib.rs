@@ -2,6 +2,7 @@
 //! groups and the KRaft metadata log, in one binary.
 
 pub mod admin_http;
+pub mod alloc;
 pub mod config;
 pub mod controller;
 pub mod group;
@@ -12,3 +13,6 @@ pub mod network;
 pub mod protocol;
 pub mod server;
 pub mod storage;
+
+#[global_allocator]
+static ALLOCATOR: alloc::GuardedAllocator = alloc::GuardedAllocator;
