@@ -14,7 +14,7 @@ pub mod producer_ids;
 pub mod records;
 pub mod topics;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::*;
 
 use crate::protocol::{decode_request, encode_response, peek_header, CodecError, RawHeader};
@@ -53,7 +53,7 @@ pub fn implemented_versions() -> crate::protocol::ApiVersionTable {
 pub async fn dispatch(
     state: &BrokerState,
     frame: Bytes,
-) -> Result<Option<BytesMut>, DispatchError> {
+) -> Result<Option<Vec<Bytes>>, DispatchError> {
     let raw = peek_header(&frame)?;
     let Some(api) = state.api_versions.supported(raw.api_key, raw.api_version) else {
         return unsupported(state, raw);
@@ -65,7 +65,7 @@ pub async fn dispatch(
         ($request:ty, $handler:expr) => {{
             let (header, request): (RequestHeader, $request) = decode_request(api, version, frame)?;
             let response = $handler(request).await;
-            Ok(Some(encode_response(api, version, header.correlation_id, &response)?))
+            Ok(Some(encode_response(api, version, header.correlation_id, &response, Vec::new())?))
         }};
     }
 
@@ -79,9 +79,14 @@ pub async fn dispatch(
             if acks == 0 {
                 return Ok(None);
             }
-            Ok(Some(encode_response(api, version, header.correlation_id, &response)?))
+            Ok(Some(encode_response(api, version, header.correlation_id, &response, Vec::new())?))
         }
-        ApiKey::Fetch => route!(FetchRequest, |r| fetch::handle(state, version, r)),
+        ApiKey::Fetch => {
+            let (header, request): (RequestHeader, FetchRequest) = decode_request(api, version, frame)?;
+            let response = fetch::handle(state, version, request).await;
+            let records = fetch::record_sets(&response);
+            Ok(Some(encode_response(api, version, header.correlation_id, &response, records)?))
+        }
         ApiKey::ListOffsets => route!(ListOffsetsRequest, |r| list_offsets::handle(state, version, r)),
         ApiKey::DeleteRecords => route!(DeleteRecordsRequest, |r| records::delete_records(state, version, r)),
         ApiKey::OffsetForLeaderEpoch => route!(OffsetForLeaderEpochRequest, |r| records::offset_for_leader_epoch(state, version, r)),
@@ -110,10 +115,10 @@ pub async fn dispatch(
 
 /// ApiVersions at a version we do not know is answered (v0 body, error 35, all
 /// our keys) so the client can fall back; anything else closes the connection.
-fn unsupported(state: &BrokerState, raw: RawHeader) -> Result<Option<BytesMut>, DispatchError> {
+fn unsupported(state: &BrokerState, raw: RawHeader) -> Result<Option<Vec<Bytes>>, DispatchError> {
     if raw.api_key == ApiKey::ApiVersions as i16 {
         let response = api_versions::unsupported_version(state);
-        return Ok(Some(encode_response(ApiKey::ApiVersions, 0, raw.correlation_id, &response)?));
+        return Ok(Some(encode_response(ApiKey::ApiVersions, 0, raw.correlation_id, &response, Vec::new())?));
     }
     if state.api_versions.knows(raw.api_key) {
         Err(DispatchError::UnsupportedVersion {

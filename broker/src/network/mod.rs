@@ -55,8 +55,11 @@ async fn connection(stream: TcpStream, state: &BrokerState) -> std::io::Result<(
             }
         };
         match dispatch(state, frame).await {
-            Ok(Some(response)) => {
-                writer.write_all(&response).await?;
+            Ok(Some(chunks)) => {
+                // Large chunks bypass the buffer; small ones are coalesced.
+                for chunk in &chunks {
+                    writer.write_all(chunk).await?;
+                }
                 writer.flush().await?;
             }
             Ok(None) => {}

@@ -1,6 +1,6 @@
 //! Request decoding and response encoding with `kafka-protocol`'s types.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -62,13 +62,15 @@ pub fn decode_request<T: Decodable>(
     Ok((header, body))
 }
 
-/// Encodes a size-prefixed response frame.
+/// Encodes a size-prefixed response as chunks, passing the `splice` byte
+/// fields (fetched records) through by reference instead of copying them.
 pub fn encode_response<T: Encodable>(
     api: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &T,
-) -> Result<BytesMut, CodecError> {
+    splice: Vec<Bytes>,
+) -> Result<Vec<Bytes>, CodecError> {
     let fail = |e: anyhow::Error| CodecError::Encode {
         api,
         version,
@@ -78,17 +80,19 @@ pub fn encode_response<T: Encodable>(
     let header_version = api.response_header_version(version);
     let size = header.compute_size(header_version).map_err(fail)?
         + body.compute_size(version).map_err(fail)?;
-    let mut out = BytesMut::with_capacity(4 + size);
+    let mut out = super::chunked::ChunkedBuf::new(4096, splice);
     out.put_u32(size as u32);
     header.encode(&mut out, header_version).map_err(fail)?;
     body.encode(&mut out, version).map_err(fail)?;
-    Ok(out)
+    Ok(out.into_chunks())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
+
+    use bytes::BytesMut;
 
     fn request_frame<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Bytes {
         let header = RequestHeader::default()

@@ -1,6 +1,7 @@
 //! Kafka wire framing and the request/response codec glue around the
 //! `kafka-protocol` message types. Knows no API semantics.
 
+pub mod chunked;
 pub mod codec;
 pub mod frame;
 pub mod versions;
