@@ -1,6 +1,8 @@
 //! DescribeConfigs: effective topic configs with their sources, and this
 //! broker's static configs. Reads one image; never takes the writer lock.
 
+use std::collections::BTreeMap;
+
 use kafka_protocol::error::ResponseError;
 
 use super::configs::ConfigResource;
@@ -105,14 +107,20 @@ impl Controller {
                 format!("Topic '{name}' does not exist."),
             )
         })?;
+        Ok(self.describe_topic_configs(&topic.configs))
+    }
+
+    /// Every topic key's effective value for a topic with `overrides`, as
+    /// DescribeConfigs and CreateTopics (v5+) report them.
+    pub fn describe_topic_configs(&self, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
         let broker_level = self.log_defaults().describe();
         let kafka_default = LogConfig::from_broker(&BrokerConfig::default()).describe();
-        let entries = broker_level
+        broker_level
             .into_iter()
             .zip(kafka_default)
             .map(|((key, broker_value), (_, default_value))| {
                 let mut synonyms = Vec::new();
-                if let Some(value) = topic.configs.get(key) {
+                if let Some(value) = overrides.get(key) {
                     synonyms.push(ConfigSynonym {
                         name: key.to_string(),
                         value: Some(value.clone()),
@@ -134,8 +142,7 @@ impl Controller {
                     synonyms,
                 }
             })
-            .collect();
-        Ok(entries)
+            .collect()
     }
 }
 

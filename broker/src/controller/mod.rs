@@ -4,6 +4,7 @@
 //! → `MetadataLog::append` → apply → publish. With KRaft the log becomes the
 //! replicated `__cluster_metadata` and only `append`'s meaning changes.
 
+pub mod batch;
 mod bootstrap;
 pub mod configs;
 mod delete;
@@ -17,6 +18,7 @@ mod producer_ids;
 mod quorum;
 pub mod topics;
 
+pub use batch::run_checked;
 pub use bootstrap::METADATA_VERSION;
 pub use configs::{AlterOp, ConfigResource, ConfigUpdate};
 pub use delete::{DeletedTopic, TopicRef};
