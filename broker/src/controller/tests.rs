@@ -127,7 +127,7 @@ fn changed_advertised_address_re_registers() {
 #[test]
 fn bad_records_in_the_log_are_clear_errors() {
     let log = MemoryMetadataLog::new();
-    log.push_raw(bytes::Bytes::from_static(&[0, 99, 0]));
+    log.push_raw(bytes::Bytes::from_static(&[1, 99, 0]));
     let err = Controller::open(&BrokerConfig::default(), "c".into(), Arc::new(log))
         .err()
         .unwrap();

@@ -115,7 +115,7 @@ impl MetadataImage {
     pub fn apply(&self, records: &[MetadataRecord], last_offset: i64) -> MetadataImage {
         let mut next = self.clone();
         for record in records {
-            if let Err(error) = next.apply_one(record) {
+            if let Err(error) = next.apply_record(record) {
                 tracing::warn!(%error, ?record, "skipping metadata record");
             }
         }
@@ -132,13 +132,15 @@ impl MetadataImage {
     ) -> Result<MetadataImage, ApplyError> {
         let mut next = self.clone();
         for record in records {
-            next.apply_one(record)?;
+            next.apply_record(record)?;
         }
         next.metadata_offset = last_offset;
         Ok(next)
     }
 
-    fn apply_one(&mut self, record: &MetadataRecord) -> Result<(), ApplyError> {
+    /// Applies one record in place, for building an image (log replay) that no
+    /// reader sees until it is complete. Leaves `metadata_offset` to the caller.
+    pub fn apply_record(&mut self, record: &MetadataRecord) -> Result<(), ApplyError> {
         match record {
             MetadataRecord::RegisterBroker(r) => self.register_broker(r),
             MetadataRecord::FenceBroker(r) => self.set_fenced(r.id, true)?,

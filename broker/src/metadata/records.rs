@@ -1,6 +1,6 @@
 //! Metadata records exactly as Kafka stores them in `__cluster_metadata` record
-//! values: unsigned varint frame version (0), api key and record version, then
-//! the record's fields in flexible encoding.
+//! values: unsigned varint frame version, api key and record version, then the
+//! record's fields in flexible encoding.
 
 mod broker;
 mod cluster;
@@ -22,8 +22,9 @@ use bytes::Bytes;
 
 use super::codec::{DecodeError, Reader, Writer};
 
-/// The only frame version Kafka defines for metadata record values.
-const FRAME_VERSION: u32 = 0;
+/// Kafka's frame version since 3.0 (`AbstractApiMessageSerde`); Kafka rejects
+/// 0, the pre-release format of 2.8, and so do we.
+const FRAME_VERSION: u32 = 1;
 
 /// One record type's schema: its api key, the versions we read and the one we write.
 trait RecordBody: Sized {

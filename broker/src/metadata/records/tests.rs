@@ -111,7 +111,7 @@ fn topic_record_matches_hand_encoded_bytes() {
         topic_id: Uuid::from_bytes(std::array::from_fn(|i| i as u8)),
     });
     let mut expected = vec![
-        0x00, // frame version
+        0x01, // frame version
         0x02, // api key: TopicRecord
         0x00, // record version
         0x04, b'f', b'o', b'o', // compact string: length + 1, bytes
@@ -136,7 +136,7 @@ fn partition_record_matches_hand_encoded_bytes() {
         leader_epoch: 0,
         partition_epoch: 2,
     };
-    let mut expected = vec![0x00, 0x03, 0x00, 0, 0, 0, 1];
+    let mut expected = vec![0x01, 0x03, 0x00, 0, 0, 0, 1];
     expected.extend([0xab; 16]);
     expected.extend([0x03, 0, 0, 0, 1, 0, 0, 0, 2]); // replicas [1, 2]
     expected.extend([0x02, 0, 0, 0, 1]); // isr [1]
@@ -194,16 +194,17 @@ fn garbled_input_is_an_error_never_a_panic() {
         MetadataRecord::decode(&[]),
         Err(DecodeError::UnexpectedEnd { at: 0, needed: 1 })
     );
+    // Frame version 0 is Kafka 2.8's pre-release format.
     assert_eq!(
-        MetadataRecord::decode(&[1, 2, 0]),
-        Err(DecodeError::FrameVersion(1))
+        MetadataRecord::decode(&[0, 2, 0]),
+        Err(DecodeError::FrameVersion(0))
     );
     assert_eq!(
-        MetadataRecord::decode(&[0, 99, 0]),
+        MetadataRecord::decode(&[1, 99, 0]),
         Err(DecodeError::UnknownApiKey(99))
     );
     assert_eq!(
-        MetadataRecord::decode(&[0, 2, 5]),
+        MetadataRecord::decode(&[1, 2, 5]),
         Err(DecodeError::UnsupportedVersion {
             api_key: 2,
             version: 5
