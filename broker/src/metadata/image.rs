@@ -274,11 +274,12 @@ impl MetadataImage {
         if let Some(replicas) = &r.replicas {
             partition.replicas = replicas.clone();
         }
+        // Saturating: a garbled epoch near i32::MAX must not take the broker down.
         if r.leader != NO_LEADER_CHANGE {
             partition.leader = r.leader;
-            partition.leader_epoch += 1;
+            partition.leader_epoch = partition.leader_epoch.saturating_add(1);
         }
-        partition.partition_epoch += 1;
+        partition.partition_epoch = partition.partition_epoch.saturating_add(1);
         Ok(())
     }
 
