@@ -4,19 +4,19 @@
 //! → `MetadataLog::append` → apply → publish. With KRaft the log becomes the
 //! replicated `__cluster_metadata` and only `append`'s meaning changes.
 
-pub mod batch;
+mod batch;
 mod bootstrap;
-pub mod configs;
+mod configs;
 mod delete;
-pub mod describe;
-pub mod error;
-pub mod log;
-pub mod names;
+mod describe;
+mod error;
+mod log;
+mod names;
 mod partitions;
 mod placement;
 mod producer_ids;
 mod quorum;
-pub mod topics;
+mod topics;
 
 pub use batch::run_checked;
 pub use bootstrap::METADATA_VERSION;

@@ -266,13 +266,6 @@ impl Writer {
         }
     }
 
-    pub fn nullable_i32_array(&mut self, v: Option<&[i32]>) {
-        match v {
-            Some(items) => self.i32_array(items),
-            None => self.compact_len(None),
-        }
-    }
-
     pub fn i32_array(&mut self, items: &[i32]) {
         self.array_of(items, |w, x| w.i32(*x));
     }

@@ -1,6 +1,6 @@
 //! Metadata records in Kafka's formats and the immutable `MetadataImage` built from them.
 
-pub mod codec;
+mod codec;
 pub mod image;
 pub mod publisher;
 pub mod records;
