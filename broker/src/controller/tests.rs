@@ -717,3 +717,41 @@ fn image_snapshots_stay_consistent_while_writes_happen() {
     assert!(before.topic("t").is_none());
     assert!(c.image().topic("t").is_some());
 }
+
+/// A log that works until told to fail, like a disk filling up.
+struct FlakyLog {
+    inner: MemoryMetadataLog,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl MetadataLog for FlakyLog {
+    fn append(&self, records: Vec<bytes::Bytes>) -> Result<i64, MetadataLogError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(MetadataLogError::Io(std::io::Error::other("disk full")));
+        }
+        self.inner.append(records)
+    }
+
+    fn replay(&self) -> Result<Vec<(i64, bytes::Bytes)>, MetadataLogError> {
+        self.inner.replay()
+    }
+}
+
+#[test]
+fn failed_appends_change_nothing() {
+    let log = Arc::new(FlakyLog {
+        inner: MemoryMetadataLog::new(),
+        failing: false.into(),
+    });
+    let c = Controller::open(&BrokerConfig::default(), "c".into(), log.clone()).unwrap();
+    let before = c.image();
+    log.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = c.create_topics(vec![topic("t", 1, 1)], false).unwrap_err();
+    assert!(matches!(err, ControllerError::Log(_)), "{err}");
+    assert!(Arc::ptr_eq(&before, &c.image()));
+    assert!(c.allocate_producer_id().is_err());
+    log.failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    // The failed block was never handed out, so ids start at 0.
+    assert_eq!(c.allocate_producer_id().unwrap(), 0);
+}
