@@ -32,7 +32,9 @@ impl Controller {
         }
         // The broker epoch is the offset of the registration record.
         let epoch = image.metadata_offset + records.len() as i64 + 1;
-        if let Some(registration) = self.registration(&image, epoch) {
+        let registration = self.registration(&image, epoch);
+        let registering = registration.is_some();
+        if let Some(registration) = registration {
             tracing::info!(
                 broker = registration.broker_id,
                 epoch,
@@ -40,8 +42,18 @@ impl Controller {
             );
             records.push(MetadataRecord::RegisterBroker(registration));
         }
-        if !records.is_empty() {
-            self.commit(&image, records)?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let committed = self.commit(&image, records)?;
+        // The registration is the batch's last record; a log whose offsets are
+        // not contiguous (e.g. raft control records) would break the epoch rule.
+        if registering && committed.metadata_offset != epoch {
+            tracing::warn!(
+                epoch,
+                offset = committed.metadata_offset,
+                "broker epoch differs from the offset of its registration"
+            );
         }
         Ok(())
     }
