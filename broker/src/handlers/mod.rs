@@ -31,6 +31,17 @@ pub enum DispatchError {
     UnsupportedVersion { key: i16, version: i16 },
 }
 
+/// The admin APIs these handlers implement, as (api, min version, max version) for ApiVersions.
+pub const ADMIN_API_VERSIONS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::InitProducerId, 0, 5),
+];
+
 /// Every API this broker implements, with the versions it serves.
 pub fn implemented_versions() -> crate::protocol::ApiVersionTable {
     crate::protocol::ApiVersionTable::new([
@@ -43,9 +54,7 @@ pub fn implemented_versions() -> crate::protocol::ApiVersionTable {
         coordinator::VERSIONS,
         cluster::VERSIONS,
         groups::GROUP_API_VERSIONS,
-        topics::TOPIC_API_VERSIONS,
-        configs::CONFIG_API_VERSIONS,
-        producer_ids::PRODUCER_ID_API_VERSIONS,
+        ADMIN_API_VERSIONS,
     ])
 }
 
@@ -160,5 +169,31 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::OffsetDelete => "OffsetDelete",
         ApiKey::DescribeCluster => "DescribeCluster",
         _ => "Other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Message;
+
+    use super::*;
+
+    /// We never advertise a version kafka-protocol cannot encode.
+    #[test]
+    fn advertised_versions_are_encodable() {
+        for &(api, min, max) in ADMIN_API_VERSIONS {
+            let range = match api {
+                ApiKey::CreateTopics => CreateTopicsResponse::VERSIONS,
+                ApiKey::DeleteTopics => DeleteTopicsResponse::VERSIONS,
+                ApiKey::CreatePartitions => CreatePartitionsResponse::VERSIONS,
+                ApiKey::DescribeConfigs => DescribeConfigsResponse::VERSIONS,
+                ApiKey::AlterConfigs => AlterConfigsResponse::VERSIONS,
+                ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsResponse::VERSIONS,
+                ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
+                other => panic!("unexpected api {other:?}"),
+            };
+            assert!(range.min <= min && max <= range.max, "{api:?}");
+        }
     }
 }
