@@ -13,6 +13,8 @@ pub enum MetadataLogError {
     Io(#[from] std::io::Error),
     #[error("metadata log is corrupt at offset {offset}: {reason}")]
     Corrupt { offset: i64, reason: String },
+    #[error("metadata log storage: {0}")]
+    Storage(String),
 }
 
 pub trait MetadataLog: Send + Sync + 'static {

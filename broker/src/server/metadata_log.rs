@@ -38,24 +38,27 @@ impl LocalMetadataLog {
 impl MetadataLog for LocalMetadataLog {
     fn append(&self, records: Vec<Bytes>) -> Result<i64, MetadataLogError> {
         let pairs: Vec<_> = records.into_iter().map(|value| (None, Some(value))).collect();
-        let batch = encode_batch(&pairs, now_ms()).map_err(|e| MetadataLogError::new(e.to_string()))?;
+        let batch = encode_batch(&pairs, now_ms()).map_err(|e| MetadataLogError::Storage(e.to_string()))?;
         let info = self
             .log
             .append(batch, 0, now_ms())
-            .map_err(|e| MetadataLogError::new(e.to_string()))?;
+            .map_err(|e| MetadataLogError::Storage(e.to_string()))?;
         // Committed means on disk: a single node has no replica to fall back on.
-        self.log.flush().map_err(|e| MetadataLogError::new(e.to_string()))?;
+        self.log.flush().map_err(|e| MetadataLogError::Storage(e.to_string()))?;
         Ok(info.last_offset)
     }
 
     fn replay(&self) -> Result<Vec<(i64, Bytes)>, MetadataLogError> {
-        let records = read_all(&self.log).map_err(|e| MetadataLogError::new(e.to_string()))?;
+        let records = read_all(&self.log).map_err(|e| MetadataLogError::Storage(e.to_string()))?;
         records
             .into_iter()
             .map(|(offset, _, value)| {
                 value
                     .map(|v| (offset, v))
-                    .ok_or_else(|| MetadataLogError::new(format!("metadata record at offset {offset} has no value")))
+                    .ok_or_else(|| MetadataLogError::Corrupt {
+                        offset,
+                        reason: "metadata record without a value".into(),
+                    })
             })
             .collect()
     }

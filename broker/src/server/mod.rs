@@ -8,7 +8,7 @@ mod offsets_store;
 mod record_io;
 mod state;
 
-pub use state::{now_ms, BrokerState, PartitionError, OFFSETS_TOPIC};
+pub use state::{now_ms, BrokerState, PartitionError};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

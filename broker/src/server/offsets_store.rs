@@ -10,7 +10,7 @@ use crate::storage::{LogConfig, LogManager, TopicPartition};
 
 use super::now_ms;
 use super::record_io::{encode_batch, read_all};
-use super::state::OFFSETS_TOPIC;
+use crate::controller::InternalTopic;
 
 pub struct LocalOffsetsStore {
     logs: Arc<LogManager>,
@@ -35,7 +35,7 @@ impl LocalOffsetsStore {
 
 impl OffsetsStore for LocalOffsetsStore {
     fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), OffsetsStoreError> {
-        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let tp = TopicPartition::new(InternalTopic::ConsumerOffsets.name(), partition);
         let log = self
             .logs
             .get_or_create(&tp, self.config.clone())
@@ -48,7 +48,7 @@ impl OffsetsStore for LocalOffsetsStore {
     }
 
     fn load(&self, partition: i32) -> Result<Vec<(Bytes, Option<Bytes>)>, OffsetsStoreError> {
-        let Some(log) = self.logs.get(&TopicPartition::new(OFFSETS_TOPIC, partition)) else {
+        let Some(log) = self.logs.get(&TopicPartition::new(InternalTopic::ConsumerOffsets.name(), partition)) else {
             return Ok(Vec::new());
         };
         let records = read_all(&log).map_err(|e| OffsetsStoreError::new(e.to_string()))?;

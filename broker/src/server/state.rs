@@ -6,14 +6,12 @@ use kafka_protocol::error::ResponseError;
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
-use crate::controller::Controller;
+use crate::controller::{Controller, InternalTopic, NewTopic};
 use crate::group::GroupCoordinator;
 use crate::metadata::{MetadataImage, PartitionImage, TopicImage};
 use crate::protocol::ApiVersionTable;
 use crate::server::metrics::Metrics;
 use crate::storage::{LogConfig, LogManager, PartitionLog, StorageError, TopicPartition};
-
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 pub struct BrokerState {
     pub config: BrokerConfig,
@@ -134,13 +132,29 @@ impl BrokerState {
     }
 
     /// Creates a topic with the broker's defaults (Metadata auto-creation).
+    /// A topic that someone else created meanwhile is a success.
     pub async fn auto_create_topic(&self, name: &str) -> Result<(), i16> {
-        self.controller.create_topic_with_defaults(name).await
+        let created = tokio::task::block_in_place(|| {
+            self.controller
+                .create_topics(vec![NewTopic::with_defaults(name)], false)
+        });
+        match created {
+            Ok(results) => match results.into_iter().next() {
+                Some(Err(e)) if e.error != ResponseError::TopicAlreadyExists => Err(e.error.code()),
+                _ => Ok(()),
+            },
+            Err(e) => Err(e.to_api_error().error.code()),
+        }
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet.
     pub async fn ensure_offsets_topic(&self) -> Result<(), i16> {
-        self.controller.ensure_internal_topic(OFFSETS_TOPIC).await
+        tokio::task::block_in_place(|| {
+            self.controller
+                .ensure_internal_topic(InternalTopic::ConsumerOffsets)
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_api_error().error.code())
     }
 
     /// Where clients reach this broker.
