@@ -4,5 +4,6 @@
 pub mod config;
 pub mod controller;
 pub mod group;
+pub mod handlers;
 pub mod metadata;
 pub mod storage;
