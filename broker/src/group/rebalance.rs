@@ -47,6 +47,8 @@ impl GroupCoordinator {
         group.transition(GroupState::PreparingRebalance, self.now_ms());
         tracing::info!(group = %group.id, generation = group.generation, reason, "preparing rebalance");
         self.start_join_timer(group, delay_ms, initial);
+        // Everyone may already be in (e.g. the last member just left).
+        self.try_complete_join(group);
     }
 
     fn start_join_timer(
@@ -131,10 +133,15 @@ impl GroupCoordinator {
         let ids: Vec<String> = group.members.keys().cloned().collect();
         for id in ids {
             let result = group.join_result(&id);
+            let timer_id = self.timer_id();
             if let Some(member) = group.members.get_mut(&id) {
                 member.reply_join(Ok(result));
                 member.is_new = false;
+                // A fresh timer: the deadline may now be earlier than the new-member one.
+                member.timer_id = timer_id;
                 member.session_deadline = now + session(member.session_timeout_ms);
+                let deadline = member.session_deadline;
+                self.schedule_session(&group.id, &id, timer_id, deadline);
             }
         }
         self.schedule(

@@ -32,7 +32,10 @@ pub(super) fn config() -> GroupConfig {
     }
 }
 
-pub(super) async fn start(store: Arc<MemoryOffsetsStore>, config: GroupConfig) -> Arc<GroupCoordinator> {
+pub(super) async fn start(
+    store: Arc<MemoryOffsetsStore>,
+    config: GroupConfig,
+) -> Arc<GroupCoordinator> {
     let coordinator = GroupCoordinator::new(config, store);
     coordinator.load().await.expect("load");
     coordinator
@@ -118,7 +121,10 @@ pub(super) async fn rebalance(
     group: &str,
     members: Vec<JoinGroupParams>,
 ) -> Vec<JoinResult> {
-    let joins: Vec<_> = members.into_iter().map(|p| spawn_join(coordinator, p)).collect();
+    let joins: Vec<_> = members
+        .into_iter()
+        .map(|p| spawn_join(coordinator, p))
+        .collect();
     let mut results = Vec::new();
     for join in joins {
         results.push(join.await.unwrap().expect("join"));

@@ -22,7 +22,10 @@ async fn completed_rebalance_is_written_in_kafkas_format() {
     params.group_instance_id = Some("i1".into());
     let members = rebalance(&c, "g", vec![params]).await;
     let (key, value) = store.records(partition("g")).pop().unwrap();
-    assert_eq!(records::RecordKey::decode(&key).unwrap(), records::RecordKey::GroupMetadata { group: "g".into() });
+    assert_eq!(
+        records::RecordKey::decode(&key).unwrap(),
+        records::RecordKey::GroupMetadata { group: "g".into() }
+    );
     let value = records::GroupMetadataValue::decode(&value.unwrap()).unwrap();
     assert_eq!(value.protocol_type, "consumer");
     assert_eq!(value.generation, 1);
@@ -30,8 +33,14 @@ async fn completed_rebalance_is_written_in_kafkas_format() {
     assert_eq!(value.leader.as_deref(), Some(members[0].member_id.as_str()));
     let member = &value.members[0];
     assert_eq!(member.group_instance_id.as_deref(), Some("i1"));
-    assert_eq!((member.client_id.as_str(), member.client_host.as_str()), ("client", "/127.0.0.1"));
-    assert_eq!((member.session_timeout_ms, member.rebalance_timeout_ms), (SESSION_MS, REBALANCE_MS));
+    assert_eq!(
+        (member.client_id.as_str(), member.client_host.as_str()),
+        ("client", "/127.0.0.1")
+    );
+    assert_eq!(
+        (member.session_timeout_ms, member.rebalance_timeout_ms),
+        (SESSION_MS, REBALANCE_MS)
+    );
     assert_eq!(member.subscription, subscription(&["t"]));
     assert_eq!(member.assignment, Bytes::from(members[0].member_id.clone()));
 }
@@ -39,8 +48,10 @@ async fn completed_rebalance_is_written_in_kafkas_format() {
 #[tokio::test(start_paused = true)]
 async fn restart_restores_groups_and_offsets() {
     let (c, store) = coordinator().await;
-    c.commit_offsets(standalone_commit("s", &[("t", 0, 10), ("t", 1, 11)])).unwrap();
-    c.commit_offsets(standalone_commit("s", &[("t", 0, 20)])).unwrap();
+    c.commit_offsets(standalone_commit("s", &[("t", 0, 10), ("t", 1, 11)]))
+        .unwrap();
+    c.commit_offsets(standalone_commit("s", &[("t", 0, 20)]))
+        .unwrap();
     let members = rebalance(&c, "g", vec![join_params("g", "")]).await;
     let commit = OffsetCommitParams {
         generation_id: 1,
@@ -48,16 +59,33 @@ async fn restart_restores_groups_and_offsets() {
         ..standalone_commit("g", &[("t", 3, 33)])
     };
     c.commit_offsets(commit).unwrap();
-    c.commit_offsets(standalone_commit("gone", &[("t", 0, 1)])).unwrap();
+    c.commit_offsets(standalone_commit("gone", &[("t", 0, 1)]))
+        .unwrap();
     assert_eq!(c.delete_groups(&["gone".into()]), vec![Ok(())]);
     c.shutdown();
 
     let restarted = start(store, config()).await;
     let s = restarted.fetch_offsets("s", None, false).unwrap();
-    assert_eq!(s.iter().map(|o| (o.partition, o.offset)).collect::<Vec<_>>(), vec![(0, 20), (1, 11)]);
-    assert_eq!(restarted.fetch_offsets("g", None, false).unwrap()[0].offset, 33);
-    assert!(restarted.fetch_offsets("gone", None, false).unwrap().is_empty());
-    let listed: Vec<String> = restarted.list_groups(&[], &[]).unwrap().into_iter().map(|g| g.group_id).collect();
+    assert_eq!(
+        s.iter()
+            .map(|o| (o.partition, o.offset))
+            .collect::<Vec<_>>(),
+        vec![(0, 20), (1, 11)]
+    );
+    assert_eq!(
+        restarted.fetch_offsets("g", None, false).unwrap()[0].offset,
+        33
+    );
+    assert!(restarted
+        .fetch_offsets("gone", None, false)
+        .unwrap()
+        .is_empty());
+    let listed: Vec<String> = restarted
+        .list_groups(&[], &[])
+        .unwrap()
+        .into_iter()
+        .map(|g| g.group_id)
+        .collect();
     assert_eq!(listed, vec!["g", "s"]);
     assert_eq!(state_of(&restarted, "g"), "Empty");
     // The generation carries on from where it was.
@@ -68,7 +96,8 @@ async fn restart_restores_groups_and_offsets() {
 #[tokio::test(start_paused = true)]
 async fn standalone_offsets_expire_after_retention_with_tombstones() {
     let (c, store) = coordinator().await;
-    c.commit_offsets(standalone_commit("s", &[("t", 0, 10)])).unwrap();
+    c.commit_offsets(standalone_commit("s", &[("t", 0, 10)]))
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(59_000)).await;
     assert_eq!(c.fetch_offsets("s", None, false).unwrap().len(), 1);
     assert!(tombstones(&store, "s").is_empty());
@@ -105,7 +134,12 @@ async fn stable_consumer_group_keeps_offsets_of_subscribed_topics() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(c.heartbeat("g", 1, &id, None), Ok(()));
     }
-    let left: Vec<String> = c.fetch_offsets("g", None, false).unwrap().into_iter().map(|o| o.topic).collect();
+    let left: Vec<String> = c
+        .fetch_offsets("g", None, false)
+        .unwrap()
+        .into_iter()
+        .map(|o| o.topic)
+        .collect();
     assert_eq!(left, vec!["t".to_string()]);
     assert_eq!(tombstones(&store, "g").len(), 1);
 
@@ -133,7 +167,10 @@ async fn explicit_retention_time_of_old_commits_wins() {
     c.commit_offsets(params).unwrap();
     let (_, value) = store.records(partition("s")).pop().unwrap();
     let value = records::OffsetCommitValue::decode(&value.unwrap()).unwrap();
-    assert!(value.expire_timestamp.is_some(), "written as value version 1");
+    assert!(
+        value.expire_timestamp.is_some(),
+        "written as value version 1"
+    );
     tokio::time::sleep(Duration::from_millis(6_500)).await;
     assert!(c.fetch_offsets("s", None, false).unwrap().is_empty());
 }
@@ -150,7 +187,10 @@ async fn unreadable_records_are_skipped_on_load() {
         .append(
             partition("s"),
             vec![
-                (Bytes::from_static(&[0, 9, 1]), Some(Bytes::from_static(b"future"))),
+                (
+                    Bytes::from_static(&[0, 9, 1]),
+                    Some(Bytes::from_static(b"future")),
+                ),
                 (key.encode(), Some(Bytes::from_static(&[0, 3, 0]))),
                 (Bytes::from_static(&[0]), None),
             ],

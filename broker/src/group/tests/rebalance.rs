@@ -12,12 +12,17 @@ async fn three_members_rebalance_leave_and_rejoin() {
     // The initial delay (3s) ran once and was extended as members kept arriving.
     assert!(started.elapsed() >= Duration::from_secs(3));
     assert!(first.iter().all(|r| r.generation_id == 1));
-    assert!(first.iter().all(|r| r.protocol_name.as_deref() == Some("range")));
+    assert!(first
+        .iter()
+        .all(|r| r.protocol_name.as_deref() == Some("range")));
     let leader = &first[0].leader;
     let leaders: Vec<_> = first.iter().filter(|r| &r.member_id == leader).collect();
     assert_eq!(leaders.len(), 1);
     assert_eq!(leaders[0].members.len(), 3);
-    assert!(first.iter().filter(|r| &r.member_id != leader).all(|r| r.members.is_empty()));
+    assert!(first
+        .iter()
+        .filter(|r| &r.member_id != leader)
+        .all(|r| r.members.is_empty()));
     assert_eq!(state_of(&c, "g"), "Stable");
 
     // A follower leaves: the others hear about it through their heartbeats.
@@ -31,11 +36,25 @@ async fn three_members_rebalance_leave_and_rejoin() {
     );
     assert_eq!(left, Ok(vec![Ok(())]));
     assert_eq!(state_of(&c, "g"), "PreparingRebalance");
-    let staying: Vec<&JoinResult> = first.iter().filter(|r| r.member_id != leaving.member_id).collect();
+    let staying: Vec<&JoinResult> = first
+        .iter()
+        .filter(|r| r.member_id != leaving.member_id)
+        .collect();
     for r in &staying {
-        assert_eq!(c.heartbeat("g", 1, &r.member_id, None), Err(GroupError::RebalanceInProgress));
+        assert_eq!(
+            c.heartbeat("g", 1, &r.member_id, None),
+            Err(GroupError::RebalanceInProgress)
+        );
     }
-    let second = rebalance(&c, "g", staying.iter().map(|r| join_params("g", &r.member_id)).collect()).await;
+    let second = rebalance(
+        &c,
+        "g",
+        staying
+            .iter()
+            .map(|r| join_params("g", &r.member_id))
+            .collect(),
+    )
+    .await;
     assert!(second.iter().all(|r| r.generation_id == 2));
     assert_eq!(second.iter().map(|r| r.members.len()).sum::<usize>(), 2);
     assert_eq!(c.heartbeat("g", 2, &second[0].member_id, None), Ok(()));
@@ -43,8 +62,14 @@ async fn three_members_rebalance_leave_and_rejoin() {
     // The member comes back as a new member; the others rejoin after the heartbeat says so.
     let returning = spawn_join(&c, join_params("g", ""));
     tokio::task::yield_now().await;
-    assert_eq!(c.heartbeat("g", 2, &second[0].member_id, None), Err(GroupError::RebalanceInProgress));
-    let others: Vec<_> = second.iter().map(|r| spawn_join(&c, join_params("g", &r.member_id))).collect();
+    assert_eq!(
+        c.heartbeat("g", 2, &second[0].member_id, None),
+        Err(GroupError::RebalanceInProgress)
+    );
+    let others: Vec<_> = second
+        .iter()
+        .map(|r| spawn_join(&c, join_params("g", &r.member_id)))
+        .collect();
     let mut third = vec![returning.await.unwrap().unwrap()];
     for other in others {
         third.push(other.await.unwrap().unwrap());
@@ -98,8 +123,14 @@ async fn expired_session_removes_the_member_and_rebalances() {
         }
     }
     assert!(seen_rebalance);
-    assert_eq!(c.heartbeat("g", 1, &silent.member_id, None), Err(GroupError::UnknownMemberId));
-    let rejoined = c.join_group(join_params("g", &alive.member_id)).await.unwrap();
+    assert_eq!(
+        c.heartbeat("g", 1, &silent.member_id, None),
+        Err(GroupError::UnknownMemberId)
+    );
+    let rejoined = c
+        .join_group(join_params("g", &alive.member_id))
+        .await
+        .unwrap();
     assert_eq!(rejoined.generation_id, 2);
     assert_eq!(rejoined.members.len(), 1);
     assert!(!store.records(c_partition(&c, "g")).is_empty());
@@ -125,17 +156,28 @@ async fn members_that_do_not_rejoin_within_the_rebalance_timeout_are_removed() {
     }
     let result = join.await.unwrap().unwrap();
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(REBALANCE_MS as u64), "{waited:?}");
-    assert!(waited < Duration::from_millis(REBALANCE_MS as u64 + 3_001), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(REBALANCE_MS as u64),
+        "{waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(REBALANCE_MS as u64 + 3_001),
+        "{waited:?}"
+    );
     assert_eq!(result.generation_id, 2);
     assert_eq!(result.members.len(), 1);
-    assert_eq!(c.heartbeat("g", 2, &follower.member_id, None), Err(GroupError::UnknownMemberId));
+    assert_eq!(
+        c.heartbeat("g", 2, &follower.member_id, None),
+        Err(GroupError::UnknownMemberId)
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn followers_wait_for_the_leaders_assignment() {
     let (c, _) = coordinator().await;
-    let joins: Vec<_> = (0..2).map(|_| spawn_join(&c, join_params("g", ""))).collect();
+    let joins: Vec<_> = (0..2)
+        .map(|_| spawn_join(&c, join_params("g", "")))
+        .collect();
     let mut results = Vec::new();
     for join in joins {
         results.push(join.await.unwrap().unwrap());
@@ -147,9 +189,16 @@ async fn followers_wait_for_the_leaders_assignment() {
     assert!(!waiting.is_finished());
     assert_eq!(state_of(&c, "g"), "CompletingRebalance");
     let mut params = sync_params("g", 1, &leader.member_id);
-    params.assignments = vec![(follower.member_id.clone(), Bytes::from_static(b"follower's"))];
+    params.assignments = vec![(
+        follower.member_id.clone(),
+        Bytes::from_static(b"follower's"),
+    )];
     let leader_sync = c.sync_group(params).await.unwrap();
-    assert_eq!(leader_sync.assignment, Bytes::new(), "left out of the assignment");
+    assert_eq!(
+        leader_sync.assignment,
+        Bytes::new(),
+        "left out of the assignment"
+    );
     let follower_sync = waiting.await.unwrap().unwrap();
     assert_eq!(follower_sync.assignment, Bytes::from_static(b"follower's"));
     assert_eq!(follower_sync.protocol_name.as_deref(), Some("range"));
@@ -159,7 +208,9 @@ async fn followers_wait_for_the_leaders_assignment() {
 #[tokio::test(start_paused = true)]
 async fn member_that_never_syncs_is_removed_after_the_rebalance_timeout() {
     let (c, _) = coordinator().await;
-    let joins: Vec<_> = (0..2).map(|_| spawn_join(&c, join_params("g", ""))).collect();
+    let joins: Vec<_> = (0..2)
+        .map(|_| spawn_join(&c, join_params("g", "")))
+        .collect();
     let mut results = Vec::new();
     for join in joins {
         results.push(join.await.unwrap().unwrap());
@@ -174,8 +225,14 @@ async fn member_that_never_syncs_is_removed_after_the_rebalance_timeout() {
         let _ = c.heartbeat("g", 1, &leader.member_id, None);
         let _ = c.heartbeat("g", 1, &follower.member_id, None);
     }
-    assert_eq!(c.heartbeat("g", 1, &follower.member_id, None), Err(GroupError::UnknownMemberId));
-    assert_eq!(c.heartbeat("g", 1, &leader.member_id, None), Err(GroupError::RebalanceInProgress));
+    assert_eq!(
+        c.heartbeat("g", 1, &follower.member_id, None),
+        Err(GroupError::UnknownMemberId)
+    );
+    assert_eq!(
+        c.heartbeat("g", 1, &leader.member_id, None),
+        Err(GroupError::RebalanceInProgress)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -191,11 +248,21 @@ async fn cooperative_rejoin_after_revoking_starts_another_generation() {
     let newcomer = newcomer.await.unwrap().unwrap();
     assert_eq!(second[0].generation_id, 2);
     assert_eq!(newcomer.generation_id, 2);
-    let _ = spawn_sync(&c, sync_params("g", 2, &newcomer.member_id));
+    let synced = c
+        .sync_group(sync_params("g", 2, &newcomer.member_id))
+        .await
+        .unwrap();
+    assert_eq!(synced.assignment, Bytes::from(newcomer.member_id.clone()));
     let third = spawn_join(&c, join_params("g", member));
     tokio::task::yield_now().await;
-    assert_eq!(c.heartbeat("g", 2, &newcomer.member_id, None), Err(GroupError::RebalanceInProgress));
-    let newcomer_again = c.join_group(join_params("g", &newcomer.member_id)).await.unwrap();
+    assert_eq!(
+        c.heartbeat("g", 2, &newcomer.member_id, None),
+        Err(GroupError::RebalanceInProgress)
+    );
+    let newcomer_again = c
+        .join_group(join_params("g", &newcomer.member_id))
+        .await
+        .unwrap();
     let third = third.await.unwrap().unwrap();
     assert_eq!((third.generation_id, newcomer_again.generation_id), (3, 3));
 }
@@ -209,14 +276,19 @@ async fn protocol_is_chosen_by_votes_among_the_common_ones() {
     b.protocols.reverse();
     let c_params = join_params("g", ""); // prefers range
     let results = rebalance(&c, "g", vec![a, b, c_params]).await;
-    assert!(results.iter().all(|r| r.protocol_name.as_deref() == Some("roundrobin")));
+    assert!(results
+        .iter()
+        .all(|r| r.protocol_name.as_deref() == Some("roundrobin")));
 
     let mut only_sticky = join_params("g", "");
     only_sticky.protocols = vec![Protocol {
         name: "sticky".into(),
         metadata: Bytes::new(),
     }];
-    assert_eq!(c.join_group(only_sticky).await, Err(GroupError::InconsistentGroupProtocol));
+    assert_eq!(
+        c.join_group(only_sticky).await,
+        Err(GroupError::InconsistentGroupProtocol)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -233,7 +305,10 @@ async fn last_member_leaving_empties_the_group_and_persists_it() {
     assert_eq!(left, Ok(vec![Ok(())]));
     assert_eq!(state_of(&c, "g"), "Empty");
     let (key, value) = store.records(c_partition(&c, "g")).pop().unwrap();
-    assert_eq!(records::RecordKey::decode(&key).unwrap(), records::RecordKey::GroupMetadata { group: "g".into() });
+    assert_eq!(
+        records::RecordKey::decode(&key).unwrap(),
+        records::RecordKey::GroupMetadata { group: "g".into() }
+    );
     let value = records::GroupMetadataValue::decode(&value.unwrap()).unwrap();
     assert_eq!(value.generation, 2);
     assert!(value.members.is_empty());

@@ -23,13 +23,18 @@ fn offset_commit_key_layout() {
         topic: "topic".into(),
         partition: 3,
     };
-    assert_eq!(hex(&key.encode()), "0001 0003677270 0005746f706963 00000003".replace(' ', ""));
+    assert_eq!(
+        hex(&key.encode()),
+        "0001 0003677270 0005746f706963 00000003".replace(' ', "")
+    );
     assert_eq!(RecordKey::decode(&key.encode()).unwrap(), key);
 }
 
 #[test]
 fn group_metadata_key_layout() {
-    let key = RecordKey::GroupMetadata { group: "grp".into() };
+    let key = RecordKey::GroupMetadata {
+        group: "grp".into(),
+    };
     assert_eq!(hex(&key.encode()), "00020003677270");
     assert_eq!(RecordKey::decode(&key.encode()).unwrap(), key);
 }
@@ -106,10 +111,15 @@ fn older_value_versions_decode() {
     // OffsetCommitValue v0: offset, metadata, commit timestamp.
     let v0 = [0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
     let value = OffsetCommitValue::decode(&v0).unwrap();
-    assert_eq!((value.offset, value.leader_epoch, value.commit_timestamp), (9, -1, 1));
+    assert_eq!(
+        (value.offset, value.leader_epoch, value.commit_timestamp),
+        (9, -1, 1)
+    );
     // GroupMetadataValue v0 with one member: a single timeout serves as both.
     let mut v0 = vec![0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1];
-    v0.extend([0, 1, b'm', 0, 1, b'c', 0, 1, b'h', 0, 0, 0x27, 0x10, 0, 0, 0, 0, 0, 0, 0, 0]);
+    v0.extend([
+        0, 1, b'm', 0, 1, b'c', 0, 1, b'h', 0, 0, 0x27, 0x10, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
     let value = GroupMetadataValue::decode(&v0).unwrap();
     assert_eq!(value.current_state_timestamp, -1);
     assert_eq!(value.members[0].rebalance_timeout_ms, 10_000);
@@ -135,7 +145,9 @@ fn malformed_records_are_errors_not_panics() {
     .encode()
     .to_vec();
     bad.truncate(bad.len() - 4);
-    bad.extend([0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    bad.extend([
+        0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
     bad.extend([0xff, 0xff, 0xff, 0xfe]);
     assert!(GroupMetadataValue::decode(&bad).is_err());
 }

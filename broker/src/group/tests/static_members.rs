@@ -12,12 +12,24 @@ fn static_params(group: &str, member_id: &str, instance: &str) -> JoinGroupParam
 #[tokio::test(start_paused = true)]
 async fn static_member_restart_takes_over_without_a_rebalance() {
     let (c, _) = coordinator().await;
-    let first = rebalance(&c, "g", vec![static_params("g", "", "i1"), static_params("g", "", "i2")]).await;
+    let first = rebalance(
+        &c,
+        "g",
+        vec![static_params("g", "", "i1"), static_params("g", "", "i2")],
+    )
+    .await;
     let follower = first.iter().find(|r| r.member_id != r.leader).unwrap();
-    let instance = if first[0].member_id == follower.member_id { "i1" } else { "i2" };
+    let instance = if first[0].member_id == follower.member_id {
+        "i1"
+    } else {
+        "i2"
+    };
 
     // The follower restarts: same instance id, no member id, same subscription.
-    let rejoined = c.join_group(static_params("g", "", instance)).await.unwrap();
+    let rejoined = c
+        .join_group(static_params("g", "", instance))
+        .await
+        .unwrap();
     assert_ne!(rejoined.member_id, follower.member_id);
     assert_eq!(rejoined.generation_id, 1);
     assert!(!rejoined.skip_assignment);
@@ -28,7 +40,10 @@ async fn static_member_restart_takes_over_without_a_rebalance() {
         c.heartbeat("g", 1, &follower.member_id, Some(instance)),
         Err(GroupError::FencedInstanceId)
     );
-    assert_eq!(c.heartbeat("g", 1, &rejoined.member_id, Some(instance)), Ok(()));
+    assert_eq!(
+        c.heartbeat("g", 1, &rejoined.member_id, Some(instance)),
+        Ok(())
+    );
     let mut sync = sync_params("g", 1, &rejoined.member_id);
     sync.group_instance_id = Some(instance.to_string());
     let assignment = c.sync_group(sync).await.unwrap().assignment;
@@ -93,12 +108,20 @@ async fn stale_static_member_id_is_fenced_on_join_and_leave() {
 #[tokio::test(start_paused = true)]
 async fn static_member_that_does_not_rejoin_stays_in_the_next_generation() {
     let (c, _) = coordinator().await;
-    let first = rebalance(&c, "g", vec![static_params("g", "", "i1"), static_params("g", "", "i2")]).await;
+    let first = rebalance(
+        &c,
+        "g",
+        vec![static_params("g", "", "i1"), static_params("g", "", "i2")],
+    )
+    .await;
     let leader_index = first.iter().position(|r| r.member_id == r.leader).unwrap();
     let other = &first[1 - leader_index];
     let leader_instance = format!("i{}", leader_index + 1);
     let other_instance = format!("i{}", 2 - leader_index);
-    let join = spawn_join(&c, static_params("g", &first[leader_index].member_id, &leader_instance));
+    let join = spawn_join(
+        &c,
+        static_params("g", &first[leader_index].member_id, &leader_instance),
+    );
     // The other static member keeps its session alive but does not rejoin: unlike a
     // dynamic member it is not dropped when the rebalance times out.
     while !join.is_finished() {
@@ -108,5 +131,8 @@ async fn static_member_that_does_not_rejoin_stays_in_the_next_generation() {
     let result = join.await.unwrap().unwrap();
     assert_eq!(result.generation_id, 2);
     assert_eq!(result.members.len(), 2);
-    assert_eq!(c.heartbeat("g", 2, &other.member_id, Some(&other_instance)), Ok(()));
+    assert_eq!(
+        c.heartbeat("g", 2, &other.member_id, Some(&other_instance)),
+        Ok(())
+    );
 }
