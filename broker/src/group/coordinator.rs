@@ -199,6 +199,8 @@ impl GroupCoordinator {
         self.append(&group.id, vec![(key.encode(), Some(value))])
     }
 
+    /// Called with the coordinator's lock held, so that a group's records reach the
+    /// log in the order its in-memory state changed.
     pub(super) fn append(
         &self,
         group_id: &str,

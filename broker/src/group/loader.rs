@@ -12,6 +12,9 @@ impl GroupCoordinator {
     /// the groups as Empty with their generation and offsets, then starts serving and
     /// starts offset retention. Members must rejoin, as after a coordinator move.
     pub async fn load(&self) -> Result<(), GroupError> {
+        if self.inner.lock().status == Status::Active {
+            return Ok(());
+        }
         let mut latest: HashMap<RecordKey, Option<bytes::Bytes>> = HashMap::new();
         for partition in 0..self.config.offsets_topic_num_partitions {
             for (key, value) in self.store.load(partition)? {

@@ -199,3 +199,87 @@ async fn unreadable_records_are_skipped_on_load() {
     let c = start(store, config()).await;
     assert!(c.fetch_offsets("s", None, false).unwrap().is_empty());
 }
+
+/// Fails every append once `broken` is set.
+#[derive(Default)]
+struct FlakyStore {
+    inner: MemoryOffsetsStore,
+    broken: std::sync::atomic::AtomicBool,
+}
+
+impl OffsetsStore for FlakyStore {
+    fn append(&self, partition: i32, records: Vec<OffsetsRecord>) -> Result<(), OffsetsStoreError> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(OffsetsStoreError::Unavailable(partition));
+        }
+        self.inner.append(partition, records)
+    }
+
+    fn load(&self, partition: i32) -> Result<Vec<OffsetsRecord>, OffsetsStoreError> {
+        self.inner.load(partition)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_writes_leave_state_unchanged_and_ask_clients_to_retry() {
+    let store = Arc::new(FlakyStore::default());
+    let c = GroupCoordinator::new(config(), store.clone());
+    c.load().await.unwrap();
+    c.commit_offsets(standalone_commit("s", &[("t", 0, 1)]))
+        .unwrap();
+    store
+        .broken
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let results = c
+        .commit_offsets(standalone_commit("s", &[("t", 0, 2)]))
+        .unwrap();
+    let error = results[0].error.clone().unwrap();
+    assert_eq!(error.code(), 15, "COORDINATOR_NOT_AVAILABLE");
+    assert_eq!(c.fetch_offsets("s", None, false).unwrap()[0].offset, 1);
+    assert_eq!(
+        c.delete_groups(&["s".into()])[0]
+            .as_ref()
+            .unwrap_err()
+            .code(),
+        15
+    );
+    assert_eq!(state_of(&c, "s"), "Empty");
+
+    // The leader's assignment cannot be persisted: nobody gets it and the group
+    // rebalances.
+    let joined = c.join_group(join_params("g", "")).await.unwrap();
+    let mut sync = sync_params("g", 1, &joined.member_id);
+    sync.assignments = vec![(joined.member_id.clone(), Bytes::from_static(b"a"))];
+    assert_eq!(c.sync_group(sync).await.unwrap_err().code(), 15);
+    assert_eq!(state_of(&c, "g"), "PreparingRebalance");
+}
+
+#[tokio::test]
+async fn load_fails_when_the_store_does_and_is_idempotent() {
+    struct Unreadable;
+    impl OffsetsStore for Unreadable {
+        fn append(&self, _: i32, _: Vec<OffsetsRecord>) -> Result<(), OffsetsStoreError> {
+            Ok(())
+        }
+        fn load(&self, _: i32) -> Result<Vec<OffsetsRecord>, OffsetsStoreError> {
+            Err(OffsetsStoreError::Storage("disk gone".into()))
+        }
+    }
+    let c = GroupCoordinator::new(config(), Arc::new(Unreadable));
+    assert_eq!(c.load().await.unwrap_err().code(), 15);
+    assert_eq!(
+        c.list_groups(&[], &[]),
+        Err(GroupError::CoordinatorLoadInProgress)
+    );
+
+    let (c, _) = coordinator().await;
+    c.commit_offsets(standalone_commit("s", &[("t", 0, 1)]))
+        .unwrap();
+    c.load().await.unwrap();
+    assert_eq!(
+        c.fetch_offsets("s", None, false).unwrap().len(),
+        1,
+        "a second load changes nothing"
+    );
+}
