@@ -30,10 +30,10 @@ impl GroupCoordinator {
     pub async fn join_group(&self, params: JoinGroupParams) -> Result<JoinResult, GroupError> {
         let wait = {
             let mut inner = self.inner.lock();
-            inner.check_active()?;
             if params.group_id.is_empty() {
                 return Err(GroupError::InvalidGroupId);
             }
+            inner.check_active()?;
             let timeout = params.session_timeout_ms;
             if timeout < self.config.min_session_timeout_ms
                 || timeout > self.config.max_session_timeout_ms

@@ -18,10 +18,10 @@ impl GroupCoordinator {
     pub async fn sync_group(&self, params: SyncGroupParams) -> Result<SyncResult, GroupError> {
         let wait = {
             let mut inner = self.inner.lock();
-            inner.check_active()?;
             if params.group_id.is_empty() {
                 return Err(GroupError::InvalidGroupId);
             }
+            inner.check_active()?;
             let group = inner
                 .groups
                 .get_mut(&params.group_id)
@@ -100,10 +100,10 @@ impl GroupCoordinator {
         group_instance_id: Option<&str>,
     ) -> Result<(), GroupError> {
         let mut inner = self.inner.lock();
-        inner.check_active()?;
         if group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
+        inner.check_active()?;
         let group = inner
             .groups
             .get_mut(group_id)
@@ -130,10 +130,10 @@ impl GroupCoordinator {
         leaving: &[LeavingMember],
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         let mut inner = self.inner.lock();
-        inner.check_active()?;
         if group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
+        inner.check_active()?;
         let Some(group) = inner.groups.get_mut(group_id) else {
             return Ok(leaving
                 .iter()

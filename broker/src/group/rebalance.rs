@@ -117,7 +117,9 @@ impl GroupCoordinator {
         if !group.members.is_empty() && !self.elect_joined_leader(group) {
             // Only static members that have not rejoined are left: wait for them or
             // for their sessions to expire.
-            let timeout = group.rebalance_timeout_ms();
+            // At least a session timeout, so that a zero rebalance timeout cannot spin.
+            let floor = self.config.min_session_timeout_ms.max(0) as u64;
+            let timeout = group.rebalance_timeout_ms().max(floor);
             self.start_join_timer(group, timeout, None);
             return;
         }
