@@ -132,3 +132,31 @@ async fn sync_during_a_rebalance_says_so() {
         Err(GroupError::RebalanceInProgress)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn group_max_size_counts_rejoined_members_during_a_rebalance() {
+    let store = Arc::new(MemoryOffsetsStore::new());
+    let c = start(
+        store,
+        GroupConfig {
+            max_size: 2,
+            ..config()
+        },
+    )
+    .await;
+    let members = rebalance(&c, "g", vec![join_params("g", ""); 2]).await;
+    // A leader rejoin starts a rebalance in which one member has rejoined so far.
+    let leader = members.iter().find(|r| r.member_id == r.leader).unwrap();
+    let _rejoin = spawn_join(&c, join_params("g", &leader.member_id));
+    tokio::task::yield_now().await;
+    let newcomer = spawn_join(&c, join_params("g", ""));
+    tokio::task::yield_now().await;
+    assert!(
+        !newcomer.is_finished(),
+        "room for one more while only one has rejoined"
+    );
+    assert_eq!(
+        c.join_group(join_params("g", "")).await,
+        Err(GroupError::GroupMaxSizeReached)
+    );
+}

@@ -314,3 +314,89 @@ async fn last_member_leaving_empties_the_group_and_persists_it() {
     assert!(value.members.is_empty());
     assert_eq!(value.protocol, None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn initial_delay_is_extended_while_members_keep_arriving() {
+    let (c, _) = coordinator().await;
+    let started = Instant::now();
+    let first = spawn_join(&c, join_params("g", ""));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = spawn_join(&c, join_params("g", ""));
+    let first = first.await.unwrap().unwrap();
+    // 3s initial delay, then one more 3s because a member arrived meanwhile.
+    assert_eq!(started.elapsed(), Duration::from_secs(6));
+    assert_eq!(
+        second.await.unwrap().unwrap().generation_id,
+        first.generation_id
+    );
+
+    let (alone, _) = coordinator().await;
+    let started = Instant::now();
+    alone.join_group(join_params("h", "")).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn lost_join_response_is_answered_again_without_a_rebalance() {
+    let (c, _) = coordinator().await;
+    let joins: Vec<_> = (0..2)
+        .map(|_| spawn_join(&c, join_params("g", "")))
+        .collect();
+    let mut results = Vec::new();
+    for join in joins {
+        results.push(join.await.unwrap().unwrap());
+    }
+    let follower = results.iter().find(|r| r.member_id != r.leader).unwrap();
+    // Between JoinGroup and SyncGroup, heartbeats are fine and a repeated JoinGroup
+    // with the same metadata gets the same generation back.
+    assert_eq!(c.heartbeat("g", 1, &follower.member_id, None), Ok(()));
+    let again = c
+        .join_group(join_params("g", &follower.member_id))
+        .await
+        .unwrap();
+    assert_eq!(&again, follower);
+    assert_eq!(state_of(&c, "g"), "CompletingRebalance");
+}
+
+#[tokio::test(start_paused = true)]
+async fn pending_member_may_leave_before_joining() {
+    let (c, _) = coordinator().await;
+    let mut params = join_params("g", "");
+    params.require_known_member_id = true;
+    let Err(GroupError::MemberIdRequired(member_id)) = c.join_group(params).await else {
+        panic!("expected MEMBER_ID_REQUIRED");
+    };
+    let left = c.leave_group(
+        "g",
+        &[LeavingMember {
+            member_id: member_id.clone(),
+            group_instance_id: None,
+        }],
+    );
+    assert_eq!(left, Ok(vec![Ok(())]));
+    assert_eq!(
+        c.join_group(join_params("g", &member_id)).await,
+        Err(GroupError::UnknownMemberId)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_member_stuck_in_join_is_dropped_after_five_minutes() {
+    let (c, _) = coordinator().await;
+    let members = rebalance(&c, "g", vec![join_params("g", "")]).await;
+    let old = &members[0].member_id;
+    let mut slow = join_params("g", "");
+    slow.rebalance_timeout_ms = 600_000;
+    let newcomer = spawn_join(&c, slow);
+    tokio::task::yield_now().await;
+    // The old member heartbeats (told to rejoin) but never does; the newcomer's
+    // JoinGroup waits for it until the new-member timeout drops the newcomer.
+    let started = Instant::now();
+    while !newcomer.is_finished() {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let _ = c.heartbeat("g", 1, old, None);
+    }
+    assert_eq!(newcomer.await.unwrap(), Err(GroupError::UnknownMemberId));
+    let waited = started.elapsed();
+    assert!((300..=303).contains(&waited.as_secs()), "{waited:?}");
+}
