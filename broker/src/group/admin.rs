@@ -9,7 +9,8 @@ use super::types::{GroupDescription, GroupListing};
 pub const CLASSIC_GROUP_TYPE: &str = "classic";
 
 impl GroupCoordinator {
-    /// A group that does not exist is described as Dead with no members, as Kafka does.
+    /// GROUP_ID_NOT_FOUND for a group that does not exist; older DescribeGroups
+    /// versions show that as a Dead group, which is the handler's business.
     pub fn describe_groups(
         &self,
         group_ids: &[String],
@@ -19,16 +20,8 @@ impl GroupCoordinator {
             .iter()
             .map(|id| {
                 inner.check_active()?;
-                Ok(match inner.groups.get(id) {
-                    Some(group) => group.describe(),
-                    None => GroupDescription {
-                        group_id: id.clone(),
-                        state: GroupState::Dead.name(),
-                        protocol_type: String::new(),
-                        protocol: String::new(),
-                        members: Vec::new(),
-                    },
-                })
+                let group = inner.groups.get(id).ok_or(GroupError::GroupIdNotFound)?;
+                Ok(group.describe())
             })
             .collect()
     }

@@ -40,7 +40,7 @@ pub const GROUP_API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 5),
     (ApiKey::SyncGroup, 0, 5),
-    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
@@ -480,7 +480,16 @@ pub async fn describe_groups(
                         group.authorized_operations = GROUP_OPERATIONS;
                     }
                 }
-                Err(error) => group.error_code = error.code(),
+                // Before v6 (KIP-1043) an unknown group is a Dead group without error.
+                Err(GroupError::GroupIdNotFound) if version < 6 => {
+                    group.group_state = StrBytes::from_static_str("Dead");
+                }
+                Err(error) => {
+                    group.error_code = error.code();
+                    if version >= 6 {
+                        group.error_message = Some(str_bytes(error.to_string()));
+                    }
+                }
             }
             group
         })

@@ -156,6 +156,14 @@ pub(super) fn state_of(coordinator: &GroupCoordinator, group: &str) -> &'static 
         .state
 }
 
+pub(super) fn exists(coordinator: &GroupCoordinator, group: &str) -> bool {
+    match coordinator.describe_groups(&[group.to_string()]).remove(0) {
+        Ok(_) => true,
+        Err(GroupError::GroupIdNotFound) => false,
+        Err(other) => panic!("describe failed: {other}"),
+    }
+}
+
 pub(super) fn standalone_commit(group: &str, offsets: &[(&str, i32, i64)]) -> OffsetCommitParams {
     OffsetCommitParams {
         group_id: group.to_string(),
