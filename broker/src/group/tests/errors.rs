@@ -160,3 +160,30 @@ async fn group_max_size_counts_rejoined_members_during_a_rebalance() {
         Err(GroupError::GroupMaxSizeReached)
     );
 }
+
+#[test]
+fn config_comes_from_the_broker_settings() {
+    let broker = crate::config::BrokerConfig {
+        offsets_topic_num_partitions: 7,
+        offsets_retention_ms: 11,
+        offsets_retention_check_interval_ms: 13,
+        group_initial_rebalance_delay_ms: 17,
+        group_min_session_timeout_ms: 19,
+        group_max_session_timeout_ms: 23,
+        group_max_size: 29,
+        ..Default::default()
+    };
+    let config = GroupConfig::from_broker(&broker);
+    assert_eq!(
+        (
+            config.offsets_topic_num_partitions,
+            config.offsets_retention_ms,
+            config.offsets_retention_check_interval_ms,
+            config.initial_rebalance_delay_ms,
+            config.min_session_timeout_ms,
+            config.max_session_timeout_ms,
+            config.max_size,
+        ),
+        (7, 11, 13, 17, 19, 23, 29)
+    );
+}

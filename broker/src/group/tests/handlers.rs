@@ -355,3 +355,41 @@ fn advertised_versions_are_ones_the_crate_decodes() {
     }
     assert_eq!(GROUP_API_VERSIONS.len(), 10);
 }
+
+#[tokio::test(start_paused = true)]
+async fn version_specific_request_fields_reach_the_coordinator() {
+    let (c, store) = coordinator().await;
+    // JoinGroup v0 has no rebalance timeout: the session timeout serves.
+    let mut request = join_request("old", "", 0);
+    request.rebalance_timeout_ms = -1;
+    let joined = groups::join_group(&c, &client(), 0, request).await;
+    let mut sync = SyncGroupRequest::default();
+    sync.group_id = GroupId(s("old"));
+    sync.generation_id = joined.generation_id;
+    sync.member_id = joined.member_id.clone();
+    groups::sync_group(&c, 0, sync).await;
+    let partition = records::partition_for("old", config().offsets_topic_num_partitions);
+    let (_, value) = store.records(partition).pop().unwrap();
+    let value = records::GroupMetadataValue::decode(&value.unwrap()).unwrap();
+    assert_eq!(value.members[0].rebalance_timeout_ms, SESSION_MS);
+    assert_eq!(value.members[0].client_host, "/10.0.0.1");
+
+    // OffsetCommit v2-4 may carry a retention time; later versions cannot.
+    let mut commit = commit_request("r", -1, "");
+    commit.retention_time_ms = 5_000;
+    groups::offset_commit(&c, 2, commit.clone()).await;
+    let partition = records::partition_for("r", config().offsets_topic_num_partitions);
+    let (_, value) = store.records(partition).pop().unwrap();
+    assert!(records::OffsetCommitValue::decode(&value.unwrap())
+        .unwrap()
+        .expire_timestamp
+        .is_some());
+    groups::offset_commit(&c, 5, commit).await;
+    let (_, value) = store.records(partition).pop().unwrap();
+    assert_eq!(
+        records::OffsetCommitValue::decode(&value.unwrap())
+            .unwrap()
+            .expire_timestamp,
+        None
+    );
+}
