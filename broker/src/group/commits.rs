@@ -1,5 +1,7 @@
 //! OffsetCommit, OffsetFetch, OffsetDelete and offset retention.
 
+use std::collections::hash_map::Entry;
+
 use super::classic_group::ClassicGroup;
 use super::coordinator::GroupCoordinator;
 use super::error::GroupError;
@@ -21,18 +23,16 @@ impl GroupCoordinator {
     ) -> Result<Vec<PartitionResult>, GroupError> {
         let mut inner = self.inner.lock();
         inner.check_active()?;
-        if !inner.groups.contains_key(&params.group_id) {
-            if params.generation_id >= 0 {
-                // A commit for a generation of a group we do not know is stale.
-                return Err(GroupError::IllegalGeneration);
+        let now_ms = self.now_ms();
+        let group = match inner.groups.entry(params.group_id.clone()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            // A client that only stores offsets here; the group exists from now on.
+            Entry::Vacant(entry) if params.generation_id < 0 => {
+                entry.insert(ClassicGroup::new(params.group_id.clone(), now_ms))
             }
-            let group = ClassicGroup::new(params.group_id.clone(), self.now_ms());
-            inner.groups.insert(params.group_id.clone(), group);
-        }
-        let group = inner
-            .groups
-            .get_mut(&params.group_id)
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
+            // A commit for a generation of a group we do not know is stale.
+            Entry::Vacant(_) => return Err(GroupError::IllegalGeneration),
+        };
         validate_commit(group, &params)?;
         match group.state {
             GroupState::CompletingRebalance => return Err(GroupError::RebalanceInProgress),
@@ -46,9 +46,8 @@ impl GroupCoordinator {
             GroupState::Empty | GroupState::Dead => {}
         }
 
-        let now = self.now_ms();
-        let expire =
-            (params.retention_time_ms >= 0).then(|| now.saturating_add(params.retention_time_ms));
+        let expire = (params.retention_time_ms >= 0)
+            .then(|| now_ms.saturating_add(params.retention_time_ms));
         let mut results = Vec::with_capacity(params.offsets.len());
         let mut accepted = Vec::new();
         let mut records: Vec<OffsetsRecord> = Vec::new();
@@ -66,7 +65,7 @@ impl GroupCoordinator {
                     offset: entry.offset,
                     leader_epoch: entry.leader_epoch,
                     metadata,
-                    commit_timestamp: now,
+                    commit_timestamp: now_ms,
                     expire_timestamp: expire,
                 };
                 records.push((key.encode(), Some(value.encode())));

@@ -1,5 +1,6 @@
 //! JoinGroup (Kafka's handleJoinGroup and friends).
 
+use std::collections::hash_map::Entry;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -41,15 +42,13 @@ impl GroupCoordinator {
                 return Err(GroupError::InvalidSessionTimeout);
             }
             let new_member = params.member_id.is_empty();
-            if !inner.groups.contains_key(&params.group_id) {
-                if !new_member {
-                    return Err(GroupError::UnknownMemberId);
+            let now_ms = self.now_ms();
+            let group = match inner.groups.entry(params.group_id.clone()) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) if new_member => {
+                    entry.insert(ClassicGroup::new(params.group_id.clone(), now_ms))
                 }
-                let group = ClassicGroup::new(params.group_id.clone(), self.now_ms());
-                inner.groups.insert(params.group_id.clone(), group);
-            }
-            let Some(group) = inner.groups.get_mut(&params.group_id) else {
-                return Err(GroupError::CoordinatorNotAvailable);
+                Entry::Vacant(_) => return Err(GroupError::UnknownMemberId),
             };
             if !self.accepts_joining_member(group, &params.member_id) {
                 return Err(GroupError::GroupMaxSizeReached);
