@@ -1,5 +1,6 @@
 //! The keys and values Kafka writes to `__consumer_offsets`, byte for byte, so that
-//! Kafka's tools can read our log and we can read theirs.
+//! Kafka's tools can read our log. Values are read in versions 0-3 (what Kafka
+//! writes); the flexible version 4 and KIP-848 record types are reported as unsupported.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
