@@ -199,7 +199,7 @@ async fn damaged_requests_never_panic_or_corrupt_the_log() {
         metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str("fuzz")))),
     ])))
     .unwrap();
-    dispatch(&state, create).await.unwrap();
+    dispatch(&state, "/127.0.0.1", create).await.unwrap();
 
     let seeds = seeds(&valid_batch);
     let compressed = [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
@@ -214,7 +214,7 @@ async fn damaged_requests_never_panic_or_corrupt_the_log() {
             mutate(&mut rng, &seeds[rng.random_range(0..seeds.len())])
         };
         // Long polls and group waits are cut short: only panics matter here.
-        let _ = tokio::time::timeout(Duration::from_millis(50), dispatch(&state, input)).await;
+        let _ = tokio::time::timeout(Duration::from_millis(50), dispatch(&state, "/127.0.0.1", input)).await;
         runs += 1;
     }
     println!("{runs} damaged requests");
@@ -222,7 +222,7 @@ async fn damaged_requests_never_panic_or_corrupt_the_log() {
 
     // The node still answers, and what the log accepted is intact.
     let versions = frame(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).unwrap();
-    assert!(dispatch(&state, versions).await.unwrap().is_some());
+    assert!(dispatch(&state, "/127.0.0.1", versions).await.unwrap().is_some());
     let log = state.logs.get(&broker::storage::TopicPartition::new("fuzz", 0)).expect("fuzz log exists");
     let mut offset = log.log_start_offset();
     let end = log.log_end_offset();

@@ -61,6 +61,7 @@ pub fn implemented_versions() -> crate::protocol::ApiVersionTable {
 /// Runs one request. `Ok(None)` means no response is due (produce with acks=0).
 pub async fn dispatch(
     state: &BrokerState,
+    client_host: &str,
     frame: Bytes,
 ) -> Result<Option<Vec<Bytes>>, DispatchError> {
     let raw = peek_header(&frame)?;
@@ -108,7 +109,15 @@ pub async fn dispatch(
         ApiKey::AlterConfigs => route!(AlterConfigsRequest, |r| configs::alter_configs(&state.controller, version, r)),
         ApiKey::IncrementalAlterConfigs => route!(IncrementalAlterConfigsRequest, |r| configs::incremental_alter_configs(&state.controller, version, r)),
         ApiKey::InitProducerId => route!(InitProducerIdRequest, |r| producer_ids::init_producer_id(&state.controller, version, r)),
-        ApiKey::JoinGroup => route!(JoinGroupRequest, |r| groups::join_group(&state.groups, version, r)),
+        ApiKey::JoinGroup => {
+            let (header, request): (RequestHeader, JoinGroupRequest) = decode_request(api, version, frame)?;
+            let client = crate::group::ClientInfo {
+                client_id: header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+                client_host: client_host.to_string(),
+            };
+            let response = groups::join_group(&state.groups, &client, version, request).await;
+            Ok(Some(encode_response(api, version, header.correlation_id, &response, Vec::new())?))
+        }
         ApiKey::SyncGroup => route!(SyncGroupRequest, |r| groups::sync_group(&state.groups, version, r)),
         ApiKey::Heartbeat => route!(HeartbeatRequest, |r| groups::heartbeat(&state.groups, version, r)),
         ApiKey::LeaveGroup => route!(LeaveGroupRequest, |r| groups::leave_group(&state.groups, version, r)),

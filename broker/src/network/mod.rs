@@ -44,6 +44,7 @@ async fn connection(stream: TcpStream, state: &BrokerState) -> std::io::Result<(
     let mut reader = BufReader::with_capacity(64 * 1024, read);
     let mut writer = BufWriter::with_capacity(64 * 1024, write);
     let max_frame = state.config.socket_request_max_bytes;
+    let client_host = format!("/{}", peer.ip());
     loop {
         let frame = match read_frame(&mut reader, max_frame).await {
             Ok(Some(frame)) => frame,
@@ -54,7 +55,7 @@ async fn connection(stream: TcpStream, state: &BrokerState) -> std::io::Result<(
                 return Ok(());
             }
         };
-        match dispatch(state, frame).await {
+        match dispatch(state, &client_host, frame).await {
             Ok(Some(chunks)) => {
                 // Large chunks bypass the buffer; small ones are coalesced.
                 for chunk in &chunks {
