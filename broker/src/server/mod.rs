@@ -106,7 +106,7 @@ impl Node {
         self.ready.store(false, Ordering::Release);
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
-        self.state.groups.shutdown().await;
+        self.state.groups.shutdown();
         let logs = self.state.logs.clone();
         tokio::task::spawn_blocking(move || logs.shutdown()).await??;
         tracing::info!("stopped cleanly");

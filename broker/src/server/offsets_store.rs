@@ -39,11 +39,11 @@ impl OffsetsStore for LocalOffsetsStore {
         let log = self
             .logs
             .get_or_create(&tp, self.config.clone())
-            .map_err(|e| OffsetsStoreError::new(e.to_string()))?;
+            .map_err(|e| OffsetsStoreError::Storage(e.to_string()))?;
         let pairs: Vec<_> = records.into_iter().map(|(k, v)| (Some(k), v)).collect();
-        let batch = encode_batch(&pairs, now_ms()).map_err(|e| OffsetsStoreError::new(e.to_string()))?;
+        let batch = encode_batch(&pairs, now_ms()).map_err(|e| OffsetsStoreError::Storage(e.to_string()))?;
         log.append(batch, 0, now_ms())
-            .map_err(|e| OffsetsStoreError::new(e.to_string()))?;
+            .map_err(|e| OffsetsStoreError::Storage(e.to_string()))?;
         Ok(())
     }
 
@@ -51,7 +51,7 @@ impl OffsetsStore for LocalOffsetsStore {
         let Some(log) = self.logs.get(&TopicPartition::new(InternalTopic::ConsumerOffsets.name(), partition)) else {
             return Ok(Vec::new());
         };
-        let records = read_all(&log).map_err(|e| OffsetsStoreError::new(e.to_string()))?;
+        let records = read_all(&log).map_err(|e| OffsetsStoreError::Storage(e.to_string()))?;
         Ok(records
             .into_iter()
             .filter_map(|(_, key, value)| key.map(|k| (k, value)))
