@@ -1,6 +1,12 @@
 //! The log: segments, indexes, retention and compaction. Knows nothing of sockets or Raft.
 
+pub mod batch;
 pub mod config;
+mod error;
+mod index;
+pub mod segment;
+
+pub use error::StorageError;
 
 pub use config::{InvalidTopicConfig, LogConfig, TOPIC_CONFIG_KEYS};
 
