@@ -30,6 +30,17 @@ pub fn parse_file_name(name: &str, ext: &str) -> Option<i64> {
     stem.parse().ok()
 }
 
+/// Removes the `.log`, `.index` and `.timeindex` files of a segment.
+pub fn delete_files(dir: &Path, base_offset: i64) -> io::Result<()> {
+    for ext in ["log", "index", "timeindex"] {
+        match fs::remove_file(dir.join(file_name(base_offset, ext))) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Index settings a segment needs from the log config.
 #[derive(Debug, Clone, Copy)]
 pub struct IndexConfig {
@@ -315,13 +326,7 @@ impl Segment {
 
     /// Removes the segment's files; open readers keep their file handle.
     pub fn delete_files(&self) -> io::Result<()> {
-        for ext in ["log", "index", "timeindex"] {
-            match fs::remove_file(self.dir.join(file_name(self.base_offset, ext))) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        Ok(())
+        delete_files(&self.dir, self.base_offset)
     }
 
     /// Recomputes next offset and largest timestamp from the indexes plus a scan
