@@ -1,16 +1,19 @@
 //! The log: segments, indexes, retention and compaction. Knows nothing of sockets or Raft.
 
 pub mod batch;
+mod checkpoint;
 mod cleaner;
 pub mod config;
 mod error;
 mod index;
 mod log;
+mod manager;
 mod producer_state;
 pub mod segment;
 
 pub use error::StorageError;
 pub use log::{AppendInfo, Checkpoints, PartitionLog};
+pub use manager::{BackgroundConfig, LogManager};
 
 pub use config::{InvalidTopicConfig, LogConfig, TOPIC_CONFIG_KEYS};
 

@@ -115,7 +115,7 @@ impl PartitionLog {
         let end = self.log_end_offset();
         let from = self.recovery_point();
         for segment in self.segments_snapshot() {
-            if segment.next_offset() > from || segment.size() > 0 && segment.base_offset() >= from {
+            if segment.next_offset() > from || segment.base_offset() >= from {
                 segment.flush()?;
             }
         }
@@ -191,23 +191,28 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Swaps a segment for its cleaned copy if it is still part of the log.
+    /// Swaps a segment for its cleaned copy (or drops it when `install` yields
+    /// none) if it is still part of the log and not the active segment.
     /// Returns false when the segment was deleted or truncated meanwhile.
     pub(crate) fn replace_segment(
         &self,
         old: &Arc<Segment>,
-        install: impl FnOnce() -> Result<Segment, StorageError>,
+        install: impl FnOnce() -> Result<Option<Segment>, StorageError>,
     ) -> Result<bool, StorageError> {
         let _appender = self.appender.lock();
         let current = self.segments.read().get(&old.base_offset()).cloned();
-        let still_there = current.is_some_and(|c| Arc::ptr_eq(&c, old) && c.size() == old.size());
+        let still_there = current.is_some_and(|c| Arc::ptr_eq(&c, old));
         if !still_there || Arc::ptr_eq(old, &self.active_segment()) {
             return Ok(false);
         }
-        let segment = install()?;
-        self.segments
-            .write()
-            .insert(segment.base_offset(), Arc::new(segment));
+        match install()? {
+            Some(segment) => {
+                self.segments
+                    .write()
+                    .insert(segment.base_offset(), Arc::new(segment));
+            }
+            None => self.remove_segments(std::slice::from_ref(old))?,
+        }
         Ok(true)
     }
 

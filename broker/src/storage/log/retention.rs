@@ -32,7 +32,8 @@ impl PartitionLog {
                 && segment.max_timestamp() >= 0
                 && now_ms - segment.max_timestamp() > config.retention_ms;
             let too_big = excess > 0 && segment.size() as i64 <= excess;
-            if !(below_start || expired || too_big) || segment.size() == 0 {
+            let empty_active = i + 1 == segments.len() && segment.size() == 0;
+            if !(below_start || expired || too_big) || empty_active {
                 break;
             }
             excess -= segment.size() as i64;
@@ -69,7 +70,7 @@ impl PartitionLog {
             .enumerate()
             .take_while(|(i, s)| {
                 let next_base = segments.get(i + 1).map_or(log_end, |n| n.base_offset());
-                next_base <= offset && s.size() > 0
+                next_base <= offset && !(i + 1 == segments.len() && s.size() == 0)
             })
             .map(|(_, s)| s.clone())
             .collect();
