@@ -18,6 +18,7 @@ use kafka_protocol::records::{
 };
 
 use super::batch::{self, BatchHeader};
+use super::log::index_config;
 use super::segment::{self, file_name, Segment};
 use super::{PartitionLog, StorageError};
 
@@ -59,7 +60,8 @@ pub fn clean(log: &PartitionLog, now_ms: i64) -> Result<Option<CleanStats>, Stor
     let mut latest: HashMap<Bytes, i64> = HashMap::new();
     for segment in cleanable.iter().filter(|s| s.next_offset() > first_dirty) {
         for_each_batch(segment, |_, set| {
-            for r in set.records.iter().filter(|r| r.offset >= first_dirty) {
+            let records = set.map_or(&[][..], |s| &s.records[..]);
+            for r in records.iter().filter(|r| r.offset >= first_dirty) {
                 if let Some(key) = &r.key {
                     latest.insert(key.clone(), r.offset);
                 }
@@ -97,6 +99,11 @@ fn clean_segment(
     let mut out = BytesMut::new();
     let mut removed = 0;
     for_each_batch(segment, |(header, raw), set| {
+        let Some(set) = set else {
+            // Control batches are kept as they are.
+            out.extend_from_slice(&raw);
+            return Ok(());
+        };
         let kept: Vec<Record> = set.records.iter().filter(|r| keep(r)).cloned().collect();
         removed += set.records.len() - kept.len();
         if kept.len() == set.records.len() {
@@ -128,11 +135,8 @@ fn clean_segment(
         // Stale indexes must never describe the new file, even after a crash.
         remove_indexes(dir, base)?;
         fs::rename(&swap, dir.join(&log_name))?;
-        let idx = segment::IndexConfig {
-            interval_bytes: config.index_interval_bytes,
-            max_index_bytes: config.segment_index_bytes,
-        };
-        let (fresh, _) = Segment::open(dir, base, idx, true, segment.created_ms())?;
+        let (fresh, _) =
+            Segment::open(dir, base, index_config(&config), true, segment.created_ms())?;
         fresh.seal()?;
         Ok(Some(fresh))
     })?;
@@ -164,10 +168,10 @@ fn reencode(header: BatchHeader, set: &RecordSet, kept: &[Record]) -> Result<Byt
     Ok(buf.freeze())
 }
 
-/// Decodes every data batch of a segment in turn; control batches are skipped.
+/// Every batch of a segment in turn, decoded unless it is a control batch.
 fn for_each_batch(
     segment: &Segment,
-    mut f: impl FnMut((BatchHeader, Bytes), &RecordSet) -> Result<(), StorageError>,
+    mut f: impl FnMut((BatchHeader, Bytes), Option<&RecordSet>) -> Result<(), StorageError>,
 ) -> Result<(), StorageError> {
     let mut position = 0u64;
     while let Some(header) = segment.header_at(position)? {
@@ -177,11 +181,12 @@ fn for_each_batch(
         })?;
         position += checked.total_len() as u64;
         if checked.is_control() {
+            f((checked, raw), None)?;
             continue;
         }
         let set = RecordBatchDecoder::decode(&mut raw.clone())
             .map_err(|e| StorageError::CorruptMessage(format!("cannot decode batch: {e}")))?;
-        f((checked, raw), &set)?;
+        f((checked, raw), Some(&set))?;
     }
     Ok(())
 }

@@ -6,11 +6,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::log::Checkpoints;
+use super::log::{now_ms, Checkpoints};
 use super::{checkpoint, cleaner, LogConfig, PartitionLog, StorageError, TopicPartition};
 use crate::config::BrokerConfig;
 
@@ -56,12 +56,6 @@ pub struct LogManager {
     stopping: Mutex<bool>,
     wake: Condvar,
     threads: Mutex<Vec<JoinHandle<()>>>,
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A checkpoint file's entries; an unreadable file means "recover everything".
@@ -169,7 +163,7 @@ impl LogManager {
             }
             (0..self.dirs.len())
                 .min_by_key(|&i| counts[i])
-                .ok_or(StorageError::LogClosed)?
+                .ok_or_else(|| StorageError::Io(std::io::Error::other("no log.dirs configured")))?
         };
         let path = self.dirs[dir].join(tp.dir_name());
         let log = Arc::new(PartitionLog::open(
@@ -218,12 +212,18 @@ impl LogManager {
 
     /// Writes the recovery point, log start and cleaner checkpoints of every dir.
     pub fn write_checkpoints(&self) -> Result<(), StorageError> {
-        let logs = self.logs.read();
+        // Collected first so the fsyncs below do not hold up creation and deletion.
+        let logs: Vec<(TopicPartition, usize, Arc<PartitionLog>)> = self
+            .logs
+            .read()
+            .iter()
+            .map(|(tp, e)| (tp.clone(), e.dir, e.log.clone()))
+            .collect();
         for (i, dir) in self.dirs.iter().enumerate() {
-            let mine: Vec<_> = logs.iter().filter(|(_, e)| e.dir == i).collect();
             let collect = |f: fn(&PartitionLog) -> i64| -> BTreeMap<TopicPartition, i64> {
-                mine.iter()
-                    .map(|(tp, e)| ((*tp).clone(), f(&e.log)))
+                logs.iter()
+                    .filter(|(_, d, _)| *d == i)
+                    .map(|(tp, _, log)| (tp.clone(), f(log)))
                     .collect()
             };
             checkpoint::write(
@@ -252,7 +252,7 @@ impl LogManager {
             .retention_check_interval_ms
             .min(self.background.checkpoint_interval_ms)
             .clamp(1, FLUSH_CHECK_MS);
-        threads.push(spawn(
+        threads.extend(spawn(
             "log-housekeeping",
             weak.clone(),
             tick,
@@ -260,7 +260,7 @@ impl LogManager {
         ));
         if self.background.cleaner_enable {
             let backoff = self.background.cleaner_backoff_ms.max(1);
-            threads.push(spawn(
+            threads.extend(spawn(
                 "log-cleaner",
                 weak,
                 backoff,
@@ -340,8 +340,8 @@ fn spawn(
     manager: Weak<LogManager>,
     interval_ms: u64,
     mut step: impl FnMut(&LogManager, i64) + Send + 'static,
-) -> JoinHandle<()> {
-    std::thread::Builder::new()
+) -> Option<JoinHandle<()>> {
+    let spawned = std::thread::Builder::new()
         .name(name.to_string())
         .spawn(move || loop {
             let Some(m) = manager.upgrade() else { return };
@@ -349,8 +349,12 @@ fn spawn(
                 return;
             }
             step(&m, now_ms());
-        })
-        .expect("spawning a background thread")
+        });
+    spawned
+        .inspect_err(
+            |e| tracing::error!(thread = name, error = %e, "cannot start background thread"),
+        )
+        .ok()
 }
 
 #[cfg(test)]

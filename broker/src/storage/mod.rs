@@ -9,7 +9,7 @@ mod index;
 mod log;
 mod manager;
 mod producer_state;
-pub mod segment;
+mod segment;
 
 pub use error::StorageError;
 pub use log::{AppendInfo, Checkpoints, PartitionLog};

@@ -284,7 +284,7 @@ impl Segment {
 
     /// Removes every batch whose last offset is >= `offset`; returns bytes removed.
     pub fn truncate_to(&self, offset: i64) -> io::Result<u64> {
-        let Some((position, _)) = self.find_batch(offset)? else {
+        let Some((position, cut)) = self.find_batch(offset)? else {
             return Ok(0);
         };
         let old = self.size();
@@ -296,7 +296,7 @@ impl Segment {
             .entries()
             .partition_point(|e| u64::from(e.position) < position);
         tail.offset_index.truncate(keep)?;
-        let rel = offset - self.base_offset;
+        let rel = cut.base_offset - self.base_offset;
         let keep = tail
             .time_index
             .entries()

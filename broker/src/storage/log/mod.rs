@@ -64,7 +64,14 @@ pub struct PartitionLog {
 /// How many producer snapshots are kept per partition.
 const SNAPSHOTS_KEPT: usize = 2;
 
-fn index_config(config: &LogConfig) -> IndexConfig {
+/// Wall-clock milliseconds, for operations whose callers pass no time.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub(crate) fn index_config(config: &LogConfig) -> IndexConfig {
     IndexConfig {
         interval_bytes: config.index_interval_bytes,
         max_index_bytes: config.segment_index_bytes,

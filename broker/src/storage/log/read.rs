@@ -6,7 +6,7 @@ use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
 use super::PartitionLog;
-use crate::storage::batch::{BatchHeader, HEADER_LEN};
+use crate::storage::batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use crate::storage::segment::Segment;
 use crate::storage::StorageError;
 
@@ -38,9 +38,9 @@ impl PartitionLog {
             };
             let Some((position, first)) = segment.find_batch(from)? else {
                 // Offset lies past this segment's batches (compacted away): try the next one.
-                from = segment.next_offset().max(from + 1);
-                if let Some(next) = self.segment_after(segment.base_offset()) {
-                    from = from.max(next.base_offset());
+                match self.segment_after(segment.base_offset()) {
+                    Some(next) => from = next.base_offset(),
+                    None => break,
                 }
                 continue;
             };
@@ -126,7 +126,7 @@ fn whole_batches_below(data: &[u8], limit: i64) -> usize {
     let mut cut = 0;
     while let Some(h) = BatchHeader::parse(&data[cut..]) {
         if h.base_offset >= limit
-            || h.batch_length < (HEADER_LEN - 12) as i32
+            || h.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32
             || cut + h.total_len() > data.len()
         {
             break;

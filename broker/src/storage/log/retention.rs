@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{index_config, Appender, PartitionLog};
+use super::{index_config, now_ms, Appender, PartitionLog};
 use crate::storage::segment::Segment;
 use crate::storage::StorageError;
 
@@ -75,8 +75,7 @@ impl PartitionLog {
             .map(|(_, s)| s.clone())
             .collect();
         if !below.is_empty() {
-            let now_ms = below.last().map_or(0, |s| s.created_ms());
-            self.delete_oldest(&mut appender, &below, now_ms)?;
+            self.delete_oldest(&mut appender, &below, now_ms())?;
         }
         Ok(offset)
     }
@@ -96,9 +95,12 @@ impl PartitionLog {
                 last.truncate_to(offset)?;
             }
             None => {
-                let now = drop.first().map_or(0, |s| s.created_ms());
-                let segment =
-                    Segment::create(&self.dir, offset, index_config(&self.config.read()), now)?;
+                let segment = Segment::create(
+                    &self.dir,
+                    offset,
+                    index_config(&self.config.read()),
+                    now_ms(),
+                )?;
                 self.segments.write().insert(offset, Arc::new(segment));
             }
         }
