@@ -321,4 +321,56 @@ mod tests {
         log.append(simple(1, 0), 0, 0).unwrap();
         assert_eq!(log.recovery_point(), 4);
     }
+
+    #[test]
+    fn rolls_on_segment_ms_and_on_a_full_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config();
+        c.segment_bytes = 1 << 20;
+        c.segment_ms = 1_000;
+        let log = open(dir.path(), c.clone());
+        log.append(simple(1, 0), 0, 10).unwrap();
+        log.append(simple(1, 0), 0, 999).unwrap();
+        assert_eq!(log.segment_count(), 1);
+        log.append(simple(1, 0), 0, 1_000).unwrap();
+        assert_eq!(log.segment_count(), 2);
+        assert_eq!(log.segments_snapshot()[1].base_offset(), 2);
+
+        let dir = tempfile::tempdir().unwrap();
+        c.segment_ms = i64::MAX;
+        c.index_interval_bytes = 0;
+        c.segment_index_bytes = 24; // room for two time index entries
+        let log = open(dir.path(), c);
+        for ts in 0..3 {
+            log.append(simple(1, ts), 0, 0).unwrap();
+        }
+        assert_eq!(log.segment_count(), 1);
+        log.append(simple(1, 3), 0, 0).unwrap();
+        assert_eq!(log.segment_count(), 2);
+        assert_eq!(log.segments_snapshot()[1].base_offset(), 3);
+    }
+
+    #[test]
+    fn readers_see_only_whole_batches_while_appends_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::sync::Arc::new(open(dir.path(), config()));
+        let writer = {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for i in 0..300 {
+                    log.append(simple(2, i), 0, 0).unwrap();
+                }
+            })
+        };
+        let mut offset = 0;
+        while offset < 600 {
+            let data = log.read(offset, 500, i64::MAX, true).unwrap();
+            for (_, h) in validate_all(&data, usize::MAX, true).unwrap() {
+                assert_eq!(h.base_offset, offset, "batches are contiguous");
+                offset = h.next_offset();
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(log.log_end_offset(), 600);
+    }
 }
