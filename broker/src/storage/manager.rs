@@ -19,6 +19,7 @@ const LOG_START_FILE: &str = "log-start-offset-checkpoint";
 const CLEANER_FILE: &str = "cleaner-offset-checkpoint";
 const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 const DELETE_SUFFIX: &str = "-delete";
+const METADATA_TOPIC: &str = "__cluster_metadata";
 /// Upper bound on how late a `flush.ms` flush may run.
 const FLUSH_CHECK_MS: u64 = 1_000;
 
@@ -97,6 +98,10 @@ impl LogManager {
                     tracing::warn!(dir = %entry.path().display(), "skipping directory that is not a partition log");
                     continue;
                 };
+                if tp.topic == METADATA_TOPIC {
+                    // The KRaft metadata log belongs to the Raft layer, as in Kafka.
+                    continue;
+                }
                 let checkpoints = Checkpoints {
                     recovery_point: if clean {
                         i64::MAX
@@ -285,7 +290,12 @@ impl LogManager {
                 tracing::error!("background thread panicked");
             }
         }
-        for (_, log) in self.partitions() {
+        let logs = self.partitions();
+        // Refuse appends first so nothing lands after the final flush.
+        for (_, log) in &logs {
+            log.mark_closed();
+        }
+        for (_, log) in &logs {
             log.close()?;
         }
         self.write_checkpoints()?;
@@ -377,17 +387,27 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dirs = vec![root.path().join("a"), root.path().join("b")];
         let m = LogManager::open(&dirs, config(), background(false)).unwrap();
+        let mut logs = Vec::new();
         for p in 0..4 {
             let log = m
                 .get_or_create(&TopicPartition::new("t", p), config())
                 .unwrap();
             log.append(simple(p as usize + 1, 0), 0, 0).unwrap();
+            logs.push(log);
         }
         for dir in &dirs {
             assert_eq!(fs::read_dir(dir).unwrap().count(), 2);
         }
+        fs::create_dir(dirs[0].join("__cluster_metadata-0")).unwrap();
         m.shutdown().unwrap();
         assert!(dirs[0].join(CLEAN_SHUTDOWN_FILE).exists());
+        assert_eq!(
+            logs[0]
+                .append(simple(1, 0), 0, 0)
+                .unwrap_err()
+                .kafka_error_code(),
+            6
+        );
         let recovery = checkpoint::read(&dirs[1].join(RECOVERY_POINT_FILE)).unwrap();
         assert_eq!(recovery.len(), 2);
         drop(m);
@@ -401,6 +421,9 @@ mod tests {
             .collect();
         ends.sort();
         assert_eq!(ends, vec![(0, 1), (1, 2), (2, 3), (3, 4)]);
+        assert!(m
+            .get(&TopicPartition::new("__cluster_metadata", 0))
+            .is_none());
     }
 
     #[test]
