@@ -66,10 +66,12 @@ fn i64_at(b: &[u8], at: usize) -> i64 {
 impl BatchHeader {
     /// Reads the header fields; `None` when fewer than [`HEADER_LEN`] bytes.
     pub fn parse(b: &[u8]) -> Option<BatchHeader> {
-        if b.len() < HEADER_LEN {
-            return None;
-        }
-        Some(BatchHeader {
+        b.first_chunk().map(BatchHeader::from_head)
+    }
+
+    /// Reads the header fields of exactly one header's bytes.
+    pub fn from_head(b: &[u8; HEADER_LEN]) -> BatchHeader {
+        BatchHeader {
             base_offset: i64_at(b, 0),
             batch_length: i32_at(b, LENGTH_AT),
             partition_leader_epoch: i32_at(b, LEADER_EPOCH_AT),
@@ -83,7 +85,7 @@ impl BatchHeader {
             producer_epoch: i16_at(b, PRODUCER_EPOCH_AT),
             base_sequence: i32_at(b, BASE_SEQUENCE_AT),
             records_count: i32_at(b, RECORDS_COUNT_AT),
-        })
+        }
     }
 
     /// Bytes the whole batch occupies, log overhead included.
@@ -191,34 +193,59 @@ pub fn validate_all(
     Ok(out)
 }
 
-/// Sets the base offset; not covered by the CRC, so the CRC stays valid.
-pub fn set_base_offset(b: &mut [u8], offset: i64) {
-    b[..8].copy_from_slice(&offset.to_be_bytes());
+/// A batch split into its fixed header, copied out so the broker can patch
+/// it, and the records after it, borrowed untouched: the record bytes are
+/// never copied on the append path.
+#[derive(Debug, Clone)]
+pub struct PatchableBatch<'a> {
+    pub head: [u8; HEADER_LEN],
+    pub body: &'a [u8],
 }
 
-/// Sets the partition leader epoch; not covered by the CRC either.
-pub fn set_leader_epoch(b: &mut [u8], epoch: i32) {
-    b[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&epoch.to_be_bytes());
-}
+impl<'a> PatchableBatch<'a> {
+    /// `raw` must be exactly one batch; `None` when shorter than a header.
+    pub fn new(raw: &'a [u8]) -> Option<Self> {
+        let (head, body) = raw.split_first_chunk::<HEADER_LEN>()?;
+        Some(PatchableBatch { head: *head, body })
+    }
 
-/// Marks the batch as LogAppendTime with `ts` as its timestamp; fixes the CRC.
-pub fn set_log_append_time(b: &mut [u8], ts: i64) {
-    let attributes = i16_at(b, ATTRIBUTES_AT) | TIMESTAMP_TYPE_BIT;
-    b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
-    b[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&ts.to_be_bytes());
-    update_crc(b);
-}
+    pub fn header(&self) -> BatchHeader {
+        BatchHeader::from_head(&self.head)
+    }
 
-/// Sets the base sequence (used when the cleaner re-encodes a batch); fixes the CRC.
-pub fn set_base_sequence(b: &mut [u8], sequence: i32) {
-    b[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&sequence.to_be_bytes());
-    update_crc(b);
-}
+    /// The whole patched batch (copies; for tests and the cleaner's small batches).
+    pub fn to_vec(&self) -> Vec<u8> {
+        [&self.head[..], self.body].concat()
+    }
 
-fn update_crc(b: &mut [u8]) {
-    let total = LOG_OVERHEAD + i32_at(b, LENGTH_AT).max(0) as usize;
-    let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..total.min(b.len())]);
-    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    /// Sets the base offset; not covered by the CRC, so the CRC stays valid.
+    pub fn set_base_offset(&mut self, offset: i64) {
+        self.head[..8].copy_from_slice(&offset.to_be_bytes());
+    }
+
+    /// Sets the partition leader epoch; not covered by the CRC either.
+    pub fn set_leader_epoch(&mut self, epoch: i32) {
+        self.head[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&epoch.to_be_bytes());
+    }
+
+    /// Marks the batch as LogAppendTime with `ts` as its timestamp; fixes the CRC.
+    pub fn set_log_append_time(&mut self, ts: i64) {
+        let attributes = i16_at(&self.head, ATTRIBUTES_AT) | TIMESTAMP_TYPE_BIT;
+        self.head[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+        self.head[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&ts.to_be_bytes());
+        self.update_crc();
+    }
+
+    /// Sets the base sequence (the cleaner restores it after re-encoding); fixes the CRC.
+    pub fn set_base_sequence(&mut self, sequence: i32) {
+        self.head[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&sequence.to_be_bytes());
+        self.update_crc();
+    }
+
+    fn update_crc(&mut self) {
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&self.head[ATTRIBUTES_AT..]), self.body);
+        self.head[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -343,9 +370,11 @@ mod tests {
 
     #[test]
     fn strict_mode_demands_count_matching_delta() {
-        let mut b = simple(2, 5).to_vec();
-        b[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&4i32.to_be_bytes());
-        update_crc(&mut b);
+        let raw = simple(2, 5);
+        let mut p = PatchableBatch::new(&raw).unwrap();
+        p.head[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&4i32.to_be_bytes());
+        p.update_crc();
+        let b = p.to_vec();
         assert!(matches!(
             validate(&b, 1 << 20, true),
             Err(BatchError::Corrupt(_))
@@ -355,10 +384,13 @@ mod tests {
 
     #[test]
     fn offset_and_epoch_rewrite_keeps_crc_valid() {
-        let mut b = simple(2, 5).to_vec();
-        set_base_offset(&mut b, 1234);
-        set_leader_epoch(&mut b, 7);
-        let h = validate(&b, 1 << 20, true).unwrap();
+        let raw = simple(2, 5);
+        let mut p = PatchableBatch::new(&raw).unwrap();
+        p.set_base_offset(1234);
+        p.set_leader_epoch(7);
+        assert_eq!(p.body, &raw[HEADER_LEN..], "records are borrowed untouched");
+        let h = validate(&p.to_vec(), 1 << 20, true).unwrap();
+        assert_eq!(h, p.header());
         assert_eq!(h.base_offset, 1234);
         assert_eq!(h.partition_leader_epoch, 7);
         assert_eq!(h.last_offset(), 1235);
@@ -366,10 +398,11 @@ mod tests {
 
     #[test]
     fn log_append_time_rewrite_sets_bit_timestamp_and_crc() {
-        let mut b = simple(2, 5).to_vec();
-        assert!(!BatchHeader::parse(&b).unwrap().is_log_append_time());
-        set_log_append_time(&mut b, 99_999);
-        let h = validate(&b, 1 << 20, true).unwrap();
+        let raw = simple(2, 5);
+        let mut p = PatchableBatch::new(&raw).unwrap();
+        assert!(!p.header().is_log_append_time());
+        p.set_log_append_time(99_999);
+        let h = validate(&p.to_vec(), 1 << 20, true).unwrap();
         assert!(h.is_log_append_time());
         assert_eq!(h.max_timestamp, 99_999);
     }

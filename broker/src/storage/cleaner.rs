@@ -17,7 +17,7 @@ use kafka_protocol::records::{
     Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, RecordSet,
 };
 
-use super::batch::{self, BatchHeader};
+use super::batch::{self, BatchHeader, PatchableBatch};
 use super::log::index_config;
 use super::segment::{self, file_name, Segment};
 use super::{PartitionLog, StorageError};
@@ -158,14 +158,20 @@ fn reencode(header: BatchHeader, set: &RecordSet, kept: &[Record]) -> Result<Byt
     };
     RecordBatchEncoder::encode(&mut buf, kept, &options)
         .map_err(|e| StorageError::CorruptMessage(format!("cannot re-encode batch: {e}")))?;
-    batch::set_leader_epoch(&mut buf, header.partition_leader_epoch);
+    // The encoder yields one batch here: kept records share producer fields
+    // and keep their offset-to-sequence distance.
+    let whole = batch::validate(&buf, buf.len(), false).is_ok_and(|h| h.total_len() == buf.len());
+    let mut patch = PatchableBatch::new(&buf).filter(|_| whole).ok_or_else(|| {
+        StorageError::CorruptMessage("re-encoding did not yield one batch".into())
+    })?;
+    patch.set_leader_epoch(header.partition_leader_epoch);
     if header.base_sequence < 0 {
-        batch::set_base_sequence(&mut buf, -1);
+        patch.set_base_sequence(-1);
     }
     if header.is_log_append_time() {
-        batch::set_log_append_time(&mut buf, header.max_timestamp);
+        patch.set_log_append_time(header.max_timestamp);
     }
-    Ok(buf.freeze())
+    Ok(Bytes::from(patch.to_vec()))
 }
 
 /// Every batch of a segment in turn, decoded unless it is a control batch.

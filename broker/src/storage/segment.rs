@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::{Bytes, BytesMut};
 use parking_lot::RwLock;
 
-use super::batch::{self, BatchError, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use super::batch::{self, BatchError, BatchHeader, PatchableBatch, HEADER_LEN, LOG_OVERHEAD};
 use super::index::{IndexFile, OffsetEntry, TimeEntry};
 
 /// `<20-digit offset>.<ext>`, Kafka's file naming.
@@ -182,21 +182,22 @@ impl Segment {
     }
 
     /// Writes validated batches (offsets already assigned) at the end.
-    pub fn append(
-        &self,
-        data: &[u8],
-        batches: &[(usize, BatchHeader)],
-        cfg: IndexConfig,
-    ) -> io::Result<()> {
-        let position = self.size();
-        self.file.write_all_at(data, position)?;
+    pub fn append(&self, batches: &[PatchableBatch<'_>], cfg: IndexConfig) -> io::Result<()> {
+        let start = self.size();
+        let mut end = start;
+        for b in batches {
+            self.file.write_all_at(&b.head, end)?;
+            self.file.write_all_at(b.body, end + HEADER_LEN as u64)?;
+            end += (HEADER_LEN + b.body.len()) as u64;
+        }
         let mut tail = self.tail.write();
-        for (at, header) in batches {
-            tail.on_batch(self.base_offset, position + *at as u64, header, cfg)?;
+        let mut position = start;
+        for b in batches {
+            tail.on_batch(self.base_offset, position, &b.header(), cfg)?;
+            position += (HEADER_LEN + b.body.len()) as u64;
         }
         drop(tail);
-        self.size
-            .store(position + data.len() as u64, Ordering::Release);
+        self.size.store(end, Ordering::Release);
         Ok(())
     }
 
@@ -512,10 +513,10 @@ mod tests {
     /// Appends `n` batches of 3 records, offsets assigned from the segment end.
     fn fill(seg: &Segment, n: usize) {
         for i in 0..n {
-            let mut b = simple(3, 1_000 + i as i64).to_vec();
-            batch::set_base_offset(&mut b, seg.next_offset());
-            let h = batch::validate(&b, usize::MAX, true).unwrap();
-            seg.append(&b, &[(0, h)], CFG).unwrap();
+            let raw = simple(3, 1_000 + i as i64);
+            let mut b = PatchableBatch::new(&raw).unwrap();
+            b.set_base_offset(seg.next_offset());
+            seg.append(&[b], CFG).unwrap();
         }
     }
 

@@ -1,13 +1,13 @@
 //! Appending produce-request batches: validate, check idempotence, assign
-//! offsets in place, roll if needed, write.
+//! offsets in patched header copies, roll if needed, write.
 
 use std::sync::atomic::Ordering;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
 use super::{index_config, AppendInfo, PartitionLog};
-use crate::storage::batch::{self, BatchError, BatchHeader};
+use crate::storage::batch::{self, BatchError, BatchHeader, PatchableBatch};
 use crate::storage::producer_state::{PendingUpdates, SequenceCheck};
 use crate::storage::{LogConfig, StorageError};
 
@@ -28,13 +28,12 @@ impl PartitionLog {
         }
         let config = self.config();
         let batches = validate_request(&records, &config)?;
-        let mut data = BytesMut::from(records);
 
         let mut appender = self.appender.lock();
         let producers = &appender.producers;
         let mut pending = PendingUpdates::default();
         let mut next = self.log_end_offset();
-        let mut assigned = Vec::with_capacity(batches.len());
+        let mut assigned: Vec<PatchableBatch<'_>> = Vec::with_capacity(batches.len());
         let mut duplicates = Vec::new();
         for (at, header) in &batches {
             if header.producer_id >= 0 {
@@ -43,19 +42,20 @@ impl PartitionLog {
                     continue;
                 }
             }
-            let raw = &mut data[*at..*at + header.total_len()];
-            batch::set_base_offset(raw, next);
-            batch::set_leader_epoch(raw, leader_epoch);
-            if config.timestamp_log_append {
-                batch::set_log_append_time(raw, now_ms);
-            }
-            let header = BatchHeader::parse(raw)
+            let raw = &records[*at..*at + header.total_len()];
+            let mut patch = PatchableBatch::new(raw)
                 .ok_or_else(|| StorageError::CorruptMessage("short batch".into()))?;
+            patch.set_base_offset(next);
+            patch.set_leader_epoch(leader_epoch);
+            if config.timestamp_log_append {
+                patch.set_log_append_time(now_ms);
+            }
+            let header = patch.header();
             if header.producer_id >= 0 {
                 producers.stage(&mut pending, &header);
             }
             next = header.next_offset();
-            assigned.push((*at, header));
+            assigned.push(patch);
         }
         if let Some(first) = duplicates.first() {
             if !assigned.is_empty() {
@@ -75,21 +75,21 @@ impl PartitionLog {
 
         let first_offset = self.log_end_offset();
         let active = self.active_segment();
-        let full = active.size() + data.len() as u64 > config.segment_bytes;
+        let full = active.size() + records.len() as u64 > config.segment_bytes;
         let old = now_ms - active.created_ms() >= config.segment_ms;
         let overflow = next - 1 - active.base_offset() > MAX_RELATIVE_OFFSET;
         if active.size() > 0 && (full || old || overflow || active.index_full()) {
             self.roll(&appender, now_ms)?;
         }
         let active = self.active_segment();
-        active.append(&data, &assigned, index_config(&config))?;
+        active.append(&assigned, index_config(&config))?;
         appender.producers.commit(pending);
         self.log_end.store(next, Ordering::Release);
         drop(appender);
 
         let records: u64 = assigned
             .iter()
-            .map(|(_, h)| h.records_count.max(0) as u64)
+            .map(|b| b.header().records_count.max(0) as u64)
             .sum();
         let unflushed = self.unflushed_messages.fetch_add(records, Ordering::AcqRel) + records;
         if config
@@ -167,7 +167,7 @@ fn check_keys(mut raw: Bytes) -> Result<(), StorageError> {
 mod tests {
     use super::super::testutil::*;
     use crate::storage::batch::testutil::{encode, rec, simple, Rec};
-    use crate::storage::batch::{self, validate_all};
+    use crate::storage::batch::{validate_all, PatchableBatch};
     use crate::storage::StorageError;
     use bytes::Bytes;
     use kafka_protocol::records::Compression;
@@ -301,10 +301,11 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kafka_error_code(), 87);
 
-        let mut txn = simple(1, 0).to_vec();
-        txn[22] |= 1 << 4;
-        batch::set_base_sequence(&mut txn, -1); // recomputes the CRC
-        let fixed = txn;
+        let raw = simple(1, 0);
+        let mut txn = PatchableBatch::new(&raw).unwrap();
+        txn.head[22] |= 1 << 4; // low byte of attributes
+        txn.set_base_sequence(-1); // recomputes the CRC
+        let fixed = txn.to_vec();
         let err = log.append(Bytes::from(fixed), 0, 0).unwrap_err();
         assert_eq!(err.kafka_error_code(), 87);
         assert_eq!(log.log_end_offset(), 0);
