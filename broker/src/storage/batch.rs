@@ -19,6 +19,9 @@ const PRODUCER_EPOCH_AT: usize = 51;
 const BASE_SEQUENCE_AT: usize = 53;
 const RECORDS_COUNT_AT: usize = 57;
 
+/// Smallest encoded record: seven one-byte varints and attributes.
+const MIN_RECORD_LEN: usize = 7;
+
 const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
 const TRANSACTIONAL_BIT: i16 = 1 << 4;
 const CONTROL_BIT: i16 = 1 << 5;
@@ -172,6 +175,14 @@ pub fn validate(b: &[u8], max_size: usize, strict: bool) -> Result<BatchHeader, 
     if !count_ok {
         return Err(BatchError::Corrupt(format!(
             "records count {count} inconsistent with last offset delta {delta}"
+        )));
+    }
+    // Without decoding, an uncompressed batch can still be checked to have
+    // room for its records, so a tiny batch cannot claim a huge offset range.
+    let body = total - HEADER_LEN;
+    if header.compression_codec() == 0 && count.max(0) as usize > body / MIN_RECORD_LEN {
+        return Err(BatchError::Corrupt(format!(
+            "{count} records cannot fit in {body} bytes"
         )));
     }
     Ok(header)
@@ -380,6 +391,17 @@ mod tests {
             Err(BatchError::Corrupt(_))
         ));
         assert!(validate(&b, 1 << 20, false).is_ok());
+
+        // A record count the uncompressed body has no room for.
+        let mut p = PatchableBatch::new(&raw).unwrap();
+        p.head[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
+            .copy_from_slice(&999i32.to_be_bytes());
+        p.head[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&1000i32.to_be_bytes());
+        p.update_crc();
+        assert!(matches!(
+            validate(&p.to_vec(), 1 << 20, true),
+            Err(BatchError::Corrupt(_))
+        ));
     }
 
     #[test]
