@@ -495,4 +495,40 @@ mod tests {
         assert!(root.path().join(LOG_START_FILE).exists());
         m.shutdown().unwrap();
     }
+
+    #[test]
+    fn unclean_restart_recovers_past_the_recovery_point_and_keeps_whole_batches() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = vec![root.path().to_path_buf()];
+        let m = LogManager::open(&dirs, config(), background(false)).unwrap();
+        let tp = TopicPartition::new("t", 0);
+        let log = m.get_or_create(&tp, config()).unwrap();
+        for _ in 0..30 {
+            log.append(simple(5, 0), 0, 0).unwrap();
+        }
+        log.flush().unwrap();
+        m.write_checkpoints().unwrap();
+        for _ in 0..3 {
+            log.append(simple(5, 0), 0, 0).unwrap();
+        }
+        let active = log.segments_snapshot().last().unwrap().base_offset();
+        // "kill -9": no shutdown; the last batch is torn.
+        drop((log, m));
+        let path = root
+            .path()
+            .join("t-0")
+            .join(crate::storage::segment::file_name(active, "log"));
+        let len = fs::metadata(&path).unwrap().len();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+
+        let m = LogManager::open(&dirs, config(), background(false)).unwrap();
+        let log = m.get(&tp).unwrap();
+        assert_eq!(log.log_end_offset(), 160, "every whole batch survives");
+        assert_eq!(log.append(simple(1, 0), 0, 0).unwrap().base_offset, 160);
+    }
 }
