@@ -102,6 +102,11 @@ impl LogManager {
                     // The KRaft metadata log belongs to the Raft layer, as in Kafka.
                     continue;
                 }
+                if logs.contains_key(&tp) {
+                    return Err(StorageError::Io(std::io::Error::other(format!(
+                        "partition {tp} has a log in more than one log dir"
+                    ))));
+                }
                 let checkpoints = Checkpoints {
                     recovery_point: if clean {
                         i64::MAX
@@ -414,6 +419,8 @@ mod tests {
 
         let m = LogManager::open(&dirs, config(), background(false)).unwrap();
         assert!(!dirs[0].join(CLEAN_SHUTDOWN_FILE).exists());
+        fs::create_dir(dirs[1].join("t-0")).unwrap();
+        assert!(LogManager::open(&dirs, config(), background(false)).is_err());
         let mut ends: Vec<_> = m
             .partitions()
             .iter()
