@@ -78,11 +78,23 @@ impl PartitionLog {
         let full = active.size() + records.len() as u64 > config.segment_bytes;
         let old = now_ms - active.created_ms() >= config.segment_ms;
         let overflow = next - 1 - active.base_offset() > MAX_RELATIVE_OFFSET;
-        if active.size() > 0 && (full || old || overflow || active.index_full()) {
-            self.roll(&appender, now_ms)?;
+        let written = if active.size() > 0 && (full || old || overflow || active.index_full()) {
+            self.roll(&appender, now_ms)
+        } else {
+            Ok(())
         }
-        let active = self.active_segment();
-        active.append(&assigned, index_config(&config))?;
+        .and_then(|()| {
+            Ok(self
+                .active_segment()
+                .append(&assigned, index_config(&config))?)
+        });
+        if let Err(e) = written {
+            // A half-done write leaves the segment's tail unknown: like Kafka
+            // taking the log dir offline, refuse appends until a restart recovers it.
+            tracing::error!(tp = %self.tp, error = %e, "append failed, closing log");
+            self.mark_closed();
+            return Err(e);
+        }
         appender.producers.commit(pending);
         self.log_end.store(next, Ordering::Release);
         drop(appender);
@@ -373,5 +385,25 @@ mod tests {
         }
         writer.join().unwrap();
         assert_eq!(log.log_end_offset(), 600);
+    }
+
+    #[test]
+    fn a_failed_write_closes_the_log() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("t-0");
+        let log = open(&dir, config());
+        while log.segment_count() == 1 && log.active_segment().size() < 900 {
+            log.append(simple(5, 0), 0, 0).unwrap();
+        }
+        // The next append must roll, and rolling cannot create files any more.
+        std::fs::remove_dir_all(&dir).unwrap();
+        let err = log.append(simple(5, 0), 0, 0).unwrap_err();
+        assert_eq!(err.kafka_error_code(), 56);
+        assert_eq!(
+            log.append(simple(1, 0), 0, 0)
+                .unwrap_err()
+                .kafka_error_code(),
+            6
+        );
     }
 }
