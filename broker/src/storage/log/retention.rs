@@ -140,8 +140,9 @@ impl PartitionLog {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use crate::storage::batch::testutil::simple;
+    use crate::storage::batch::testutil::{encode, rec, simple};
     use crate::storage::StorageError;
+    use kafka_protocol::records::Compression;
 
     #[test]
     fn retention_by_time_deletes_expired_segments_and_rolls_an_expired_active_one() {
@@ -228,15 +229,26 @@ mod tests {
     fn truncate_to_removes_the_tail_and_producer_state_follows() {
         let dir = tempfile::tempdir().unwrap();
         let log = open(dir.path(), config());
+        let idempotent = |seq| {
+            let recs: Vec<_> = (0..5).map(|_| rec("k", "v", 0)).collect();
+            encode(&recs, (4, 0, seq), Compression::None)
+        };
         for i in 0..40 {
-            log.append(simple(5, i), 0, 0).unwrap();
+            log.append(idempotent(i * 5), 0, 0).unwrap();
         }
+        // Crosses a snapshot written at a roll: state must come from before 50.
+        assert!(log.segment_count() > 2);
         log.truncate_to(52).unwrap();
         assert_eq!(log.log_end_offset(), 50);
-        assert_eq!(log.append(simple(1, 0), 0, 0).unwrap().base_offset, 50);
+        // Sequence 50 was cut away, so it is new again rather than a duplicate.
+        let info = log.append(idempotent(50), 0, 0).unwrap();
+        assert_eq!((info.base_offset, info.duplicate), (50, false));
+        assert!(log.append(idempotent(45), 0, 0).unwrap().duplicate);
+
         log.truncate_to(0).unwrap();
         assert_eq!(log.log_end_offset(), 0);
         assert_eq!(log.segment_count(), 1);
         assert!(log.read(0, 100, i64::MAX, true).unwrap().is_empty());
+        assert_eq!(log.append(simple(1, 0), 0, 0).unwrap().base_offset, 0);
     }
 }
