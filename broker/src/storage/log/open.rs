@@ -163,6 +163,8 @@ mod tests {
             log.append(simple(10, 0), 0, 0).unwrap();
         }
         let second = log.segments_snapshot()[1].base_offset();
+        let third = log.segments_snapshot()[2].base_offset();
+        log.append(simple(10, 0), 0, 0).unwrap();
         drop(log);
         let path = dir.path().join(file_name(second, "log"));
         let mut bytes = fs::read(&path).unwrap();
@@ -172,11 +174,12 @@ mod tests {
 
         let log = open(dir.path(), config());
         assert_eq!(log.segment_count(), 2);
-        assert!(log.log_end_offset() > second);
-        assert!(!dir
-            .path()
-            .join(file_name(log.log_end_offset() + 1000, "log"))
-            .exists());
+        // The second segment lost its last batch; the third is gone from disk.
+        let end = log.log_end_offset();
+        assert!(end > second && end < third);
+        assert!(!dir.path().join(file_name(third, "log")).exists());
+        assert!(!dir.path().join(file_name(third, "index")).exists());
+        assert_eq!(log.append(simple(1, 0), 0, 0).unwrap().base_offset, end);
     }
 
     #[test]
