@@ -16,7 +16,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::producer_state::{self, ProducerState};
-use super::segment::{IndexConfig, Segment};
+use super::segment::{self, IndexConfig, Segment};
 use super::{LogConfig, StorageError, TopicPartition};
 
 /// What an append did, as the produce response reports it.
@@ -206,7 +206,7 @@ impl PartitionLog {
         old: &Arc<Segment>,
         install: impl FnOnce() -> Result<Option<Segment>, StorageError>,
     ) -> Result<bool, StorageError> {
-        let _appender = self.appender.lock();
+        let appender = self.appender.lock();
         let current = self.segments.read().get(&old.base_offset()).cloned();
         let still_there = current.is_some_and(|c| Arc::ptr_eq(&c, old));
         if !still_there || Arc::ptr_eq(old, &self.active_segment()) {
@@ -220,10 +220,13 @@ impl PartitionLog {
             }
             None => self.remove_segments(std::slice::from_ref(old))?,
         }
+        drop(appender);
+        segment::purge_deleted(&self.dir)?;
         Ok(true)
     }
 
-    /// Removes segments from the map (under the appender lock) and deletes their files.
+    /// Removes segments from the map and marks their files deleted; called
+    /// under the appender lock. [`segment::purge_deleted`] unlinks them later.
     fn remove_segments(&self, doomed: &[Arc<Segment>]) -> Result<(), StorageError> {
         let mut segments = self.segments.write();
         for segment in doomed {
@@ -231,7 +234,7 @@ impl PartitionLog {
         }
         drop(segments);
         for segment in doomed {
-            segment.delete_files()?;
+            segment.mark_deleted()?;
         }
         Ok(())
     }

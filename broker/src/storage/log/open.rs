@@ -27,6 +27,7 @@ impl PartitionLog {
     ) -> Result<PartitionLog, StorageError> {
         fs::create_dir_all(dir)?;
         cleaner::finish_interrupted_swaps(dir)?;
+        segment::purge_deleted(dir)?;
         let mut bases: Vec<i64> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| parse_file_name(e.file_name().to_str()?, "log"))
@@ -206,5 +207,32 @@ mod tests {
         let log = open(dir.path(), config());
         assert!(log.append(batch(1), 0, 0).unwrap().duplicate);
         assert_eq!(log.append(batch(2), 0, 0).unwrap().base_offset, 2);
+    }
+
+    #[test]
+    fn segments_marked_deleted_before_a_crash_stay_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), config());
+        while log.segment_count() < 3 {
+            log.append(simple(10, 0), 0, 0).unwrap();
+        }
+        let first = log.segments_snapshot()[0].clone();
+        first.mark_deleted().unwrap();
+        drop((first, log));
+
+        let log = open(dir.path(), config());
+        assert_eq!(log.segment_count(), 2);
+        assert!(log.log_start_offset() > 0);
+        let leftovers = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".deleted")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
     }
 }

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{index_config, now_ms, Appender, PartitionLog};
-use crate::storage::segment::Segment;
+use crate::storage::segment::{self, Segment};
 use crate::storage::StorageError;
 
 impl PartitionLog {
@@ -44,6 +44,10 @@ impl PartitionLog {
         }
         tracing::info!(tp = %self.tp, segments = doomed, "deleting segments by retention");
         self.delete_oldest(&mut appender, &segments[..doomed], now_ms)?;
+        // Unlinking and closing the last handles happens outside the lock.
+        drop(appender);
+        drop(segments);
+        segment::purge_deleted(&self.dir)?;
         Ok(doomed)
     }
 
@@ -76,6 +80,9 @@ impl PartitionLog {
             .collect();
         if !below.is_empty() {
             self.delete_oldest(&mut appender, &below, now_ms())?;
+            drop(appender);
+            drop((segments, below));
+            segment::purge_deleted(&self.dir)?;
         }
         Ok(offset)
     }
@@ -87,9 +94,9 @@ impl PartitionLog {
             return Ok(());
         }
         let segments = self.segments_snapshot();
-        let (keep, drop): (Vec<_>, Vec<_>) =
+        let (keep, doomed): (Vec<_>, Vec<_>) =
             segments.into_iter().partition(|s| s.base_offset() < offset);
-        self.remove_segments(&drop)?;
+        self.remove_segments(&doomed)?;
         match keep.last() {
             Some(last) => {
                 last.truncate_to(offset)?;
@@ -114,6 +121,9 @@ impl PartitionLog {
         self.recovery_point.fetch_min(end, Ordering::AcqRel);
         self.cleaner_offset.fetch_min(end, Ordering::AcqRel);
         self.reload_producer_state(&mut appender)?;
+        drop(appender);
+        drop((keep, doomed));
+        segment::purge_deleted(&self.dir)?;
         tracing::info!(tp = %self.tp, offset = end, "truncated log");
         Ok(())
     }
@@ -161,6 +171,20 @@ mod tests {
         assert_eq!(log.apply_retention(1_500).unwrap(), old_segments);
         assert_eq!(log.log_start_offset(), 100);
         assert_eq!(log.segment_count(), 1);
+        let mut files: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".snapshot"))
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                "00000000000000000100.index",
+                "00000000000000000100.log",
+                "00000000000000000100.timeindex"
+            ]
+        );
         assert!(matches!(
             log.read(0, 100, i64::MAX, true),
             Err(StorageError::OffsetOutOfRange { .. })

@@ -32,12 +32,31 @@ pub fn parse_file_name(name: &str, ext: &str) -> Option<i64> {
     stem.parse().ok()
 }
 
+const EXTENSIONS: [&str; 3] = ["log", "index", "timeindex"];
+const DELETED_SUFFIX: &str = ".deleted";
+
+fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 /// Removes the `.log`, `.index` and `.timeindex` files of a segment.
 pub fn delete_files(dir: &Path, base_offset: i64) -> io::Result<()> {
-    for ext in ["log", "index", "timeindex"] {
-        match fs::remove_file(dir.join(file_name(base_offset, ext))) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+    for ext in EXTENSIONS {
+        ignore_missing(fs::remove_file(dir.join(file_name(base_offset, ext))))?;
+    }
+    Ok(())
+}
+
+/// Unlinks every `*.deleted` file in `dir` (see [`Segment::mark_deleted`]).
+pub fn purge_deleted(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(DELETED_SUFFIX) {
+            ignore_missing(fs::remove_file(&path))?;
         }
     }
     Ok(())
@@ -266,9 +285,16 @@ impl Segment {
         tail.time_index.flush()
     }
 
-    /// Removes the segment's files; open readers keep their file handle.
-    pub fn delete_files(&self) -> io::Result<()> {
-        delete_files(&self.dir, self.base_offset)
+    /// Renames the segment's files to `<name>.deleted`: cheap under the log's
+    /// lock, and a crash before [`purge_deleted`] never brings the segment back.
+    /// Open readers keep their file handle.
+    pub fn mark_deleted(&self) -> io::Result<()> {
+        for ext in EXTENSIONS {
+            let name = file_name(self.base_offset, ext);
+            let to = self.dir.join(format!("{name}{DELETED_SUFFIX}"));
+            ignore_missing(fs::rename(self.dir.join(name), to))?;
+        }
+        Ok(())
     }
 }
 
