@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -69,11 +69,11 @@ pub fn clean(log: &PartitionLog, now_ms: i64) -> Result<Option<CleanStats>, Stor
             Ok(())
         })?;
     }
-    let keep = |r: &Record| {
+    let keep = |r: &Record, timestamp: i64| {
         let Some(key) = &r.key else { return false };
         let superseded = latest.get(key).is_some_and(|&o| o > r.offset);
         let expired_tombstone =
-            r.value.is_none() && r.timestamp <= now_ms.saturating_sub(config.delete_retention_ms);
+            r.value.is_none() && timestamp <= now_ms.saturating_sub(config.delete_retention_ms);
         !superseded && !expired_tombstone
     };
 
@@ -94,40 +94,59 @@ pub fn clean(log: &PartitionLog, now_ms: i64) -> Result<Option<CleanStats>, Stor
 fn clean_segment(
     log: &PartitionLog,
     segment: &Arc<Segment>,
-    keep: &impl Fn(&Record) -> bool,
+    keep: &impl Fn(&Record, i64) -> bool,
 ) -> Result<Option<usize>, StorageError> {
-    let mut out = BytesMut::new();
-    let mut removed = 0;
-    for_each_batch(segment, |(header, raw), set| {
-        let Some(set) = set else {
-            // Control batches are kept as they are.
-            out.extend_from_slice(&raw);
-            return Ok(());
-        };
-        let kept: Vec<Record> = set.records.iter().filter(|r| keep(r)).cloned().collect();
-        removed += set.records.len() - kept.len();
-        if kept.len() == set.records.len() {
-            out.extend_from_slice(&raw);
-        } else if !kept.is_empty() {
-            out.extend_from_slice(&reencode(header, set, &kept)?);
-        }
-        Ok(())
-    })?;
-    if removed == 0 {
-        return Ok(None);
-    }
     let dir = log.dir();
     let base = segment.base_offset();
     let log_name = file_name(base, "log");
     let cleaned = dir.join(format!("{log_name}.cleaned"));
-    if !out.is_empty() {
-        let mut file = File::create(&cleaned)?;
-        file.write_all(&out)?;
-        file.sync_all()?;
+    // Streamed to disk: a segment can be far larger than memory should hold.
+    let mut out = BufWriter::new(File::create(&cleaned)?);
+    let (mut removed, mut written) = (0, 0);
+    for_each_batch(segment, |(header, raw), set| {
+        let Some(set) = set else {
+            // Control batches are kept as they are.
+            out.write_all(&raw)?;
+            written += raw.len();
+            return Ok(());
+        };
+        // Records of a LogAppendTime batch all carry the batch's time.
+        let time = |r: &Record| {
+            if header.is_log_append_time() {
+                header.max_timestamp
+            } else {
+                r.timestamp
+            }
+        };
+        let kept: Vec<Record> = set
+            .records
+            .iter()
+            .filter(|r| keep(r, time(r)))
+            .cloned()
+            .collect();
+        removed += set.records.len() - kept.len();
+        let bytes = if kept.len() == set.records.len() {
+            raw
+        } else if kept.is_empty() {
+            return Ok(());
+        } else {
+            reencode(header, set, &kept)?
+        };
+        out.write_all(&bytes)?;
+        written += bytes.len();
+        Ok(())
+    })?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    if removed == 0 {
+        drop(file);
+        fs::remove_file(&cleaned)?;
+        return Ok(None);
     }
+    file.sync_all()?;
     let config = log.config();
     let swapped = log.replace_segment(segment, || {
-        if out.is_empty() {
+        if written == 0 {
+            fs::remove_file(&cleaned)?;
             return Ok(None);
         }
         let swap = dir.join(format!("{log_name}.swap"));
@@ -142,7 +161,7 @@ fn clean_segment(
     })?;
     if !swapped {
         // The segment went away meanwhile (retention, truncation): drop our copy.
-        let _ = fs::remove_file(&cleaned);
+        fs::remove_file(&cleaned)?;
         return Ok(None);
     }
     Ok(Some(removed))
@@ -506,5 +525,31 @@ mod tests {
             RecordBatchDecoder::decode(&mut data).unwrap().compression,
             Compression::Lz4
         );
+    }
+
+    #[test]
+    fn tombstone_age_uses_log_append_time_when_the_topic_stamps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = compacted();
+        c.timestamp_log_append = true;
+        let log = open(dir.path(), c);
+        log.append(
+            encode(&[rec("z", "v", 0)], (-1, -1, -1), Compression::None),
+            0,
+            1_500,
+        )
+        .unwrap();
+        let tomb = Rec {
+            key: Some("z"),
+            value: None,
+            timestamp: 0, // the producer's clock says "ancient"
+        };
+        log.append(encode(&[tomb], (-1, -1, -1), Compression::None), 0, 1_500)
+            .unwrap();
+        fill(&log, 30, 0);
+        // Appended at 1500 with delete.retention.ms=1000: still due at 2000.
+        clean(&log, 2_000).unwrap().unwrap();
+        let z: Vec<_> = contents(&log).into_iter().filter(|r| r.1 == "z").collect();
+        assert_eq!(z, vec![(1, "z".to_string(), None)]);
     }
 }
