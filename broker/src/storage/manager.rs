@@ -538,4 +538,31 @@ mod tests {
         assert_eq!(log.log_end_offset(), 160, "every whole batch survives");
         assert_eq!(log.append(simple(1, 0), 0, 0).unwrap().base_offset, 160);
     }
+
+    #[test]
+    fn background_cleaner_compacts_compacted_topics() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = vec![root.path().to_path_buf()];
+        let m = LogManager::open(&dirs, config(), background(true)).unwrap();
+        let mut c = config();
+        c.cleanup_policy = crate::config::CleanupPolicy::parse("compact").unwrap();
+        let log = m.get_or_create(&TopicPartition::new("c", 0), c).unwrap();
+        for _ in 0..40 {
+            log.append(simple(5, 0), 0, 0).unwrap();
+        }
+        let before = log.size_bytes();
+        m.start_background();
+        let deadline = now_ms() + 5_000;
+        while log.size_bytes() >= before && now_ms() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Every record has key "k": the cleaned segments shrink to one record.
+        assert!(
+            log.size_bytes() < before / 2,
+            "{} vs {before}",
+            log.size_bytes()
+        );
+        assert_eq!(log.log_end_offset(), 200);
+        m.shutdown().unwrap();
+    }
 }
