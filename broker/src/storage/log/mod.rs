@@ -154,7 +154,7 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Stops further appends; used before the log's directory is deleted.
+    /// Stops further appends: on deletion, at shutdown and after a failed write.
     pub fn mark_closed(&self) {
         self.closed.store(true, Ordering::Release);
     }
