@@ -73,7 +73,9 @@ unsafe impl GlobalAlloc for GuardedAllocator {
             (false, false) => unsafe { System.realloc(ptr, layout, new_size) },
             // Moving page mappings copies nothing, however large the block.
             (true, true) => {
-                let moved = unsafe { libc::mremap(ptr.cast(), layout.size(), new_size, libc::MREMAP_MAYMOVE) };
+                let moved = unsafe {
+                    libc::mremap(ptr.cast(), layout.size(), new_size, libc::MREMAP_MAYMOVE)
+                };
                 if moved == libc::MAP_FAILED {
                     std::ptr::null_mut()
                 } else {

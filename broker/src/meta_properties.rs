@@ -15,7 +15,11 @@ pub enum FormatError {
     #[error("{dir}: already formatted for cluster {cluster_id}; pass --ignore-formatted to leave it as it is")]
     AlreadyFormatted { dir: PathBuf, cluster_id: String },
     #[error("{dir}: meta.properties is for node {found}, but node.id is {expected}")]
-    NodeMismatch { dir: PathBuf, found: i32, expected: i32 },
+    NodeMismatch {
+        dir: PathBuf,
+        found: i32,
+        expected: i32,
+    },
     #[error("log directories belong to different clusters: {first} and {second}")]
     ClusterMismatch { first: String, second: String },
     #[error("{dir}: meta.properties is unreadable: {reason}")]
@@ -23,7 +27,10 @@ pub enum FormatError {
     #[error("invalid cluster id `{0}`: expected 22 characters of URL-safe base64, as printed by `broker storage random-uuid`")]
     BadClusterId(String),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +55,10 @@ fn base64_url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len() * 4 / 3 + 1);
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
         for i in 0..=chunk.len() {
             out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
         }
@@ -57,7 +67,10 @@ fn base64_url(bytes: &[u8]) -> String {
 }
 
 fn valid_cluster_id(id: &str) -> bool {
-    id.len() == 22 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    id.len() == 22
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Every directory this node writes to: the log dirs and the metadata dir.
@@ -70,7 +83,11 @@ fn all_dirs(config: &BrokerConfig) -> Vec<PathBuf> {
 }
 
 /// Writes meta.properties into every directory; returns the ones formatted.
-pub fn format(config: &BrokerConfig, cluster_id: &str, ignore_formatted: bool) -> Result<Vec<PathBuf>, FormatError> {
+pub fn format(
+    config: &BrokerConfig,
+    cluster_id: &str,
+    ignore_formatted: bool,
+) -> Result<Vec<PathBuf>, FormatError> {
     if !valid_cluster_id(cluster_id) {
         return Err(FormatError::BadClusterId(cluster_id.to_string()));
     }
@@ -142,11 +159,19 @@ pub fn read(dir: &Path) -> Result<Option<MetaProperties>, FormatError> {
         dir: dir.to_owned(),
         reason,
     };
-    let props: BTreeMap<String, String> = parse_properties(&text).map_err(|e| corrupt(e.to_string()))?;
-    let get = |key: &str| props.get(key).cloned().ok_or_else(|| corrupt(format!("missing {key}")));
+    let props: BTreeMap<String, String> =
+        parse_properties(&text).map_err(|e| corrupt(e.to_string()))?;
+    let get = |key: &str| {
+        props
+            .get(key)
+            .cloned()
+            .ok_or_else(|| corrupt(format!("missing {key}")))
+    };
     Ok(Some(MetaProperties {
         cluster_id: get("cluster.id")?,
-        node_id: get("node.id")?.parse().map_err(|_| corrupt("node.id is not a number".into()))?,
+        node_id: get("node.id")?
+            .parse()
+            .map_err(|_| corrupt("node.id is not a number".into()))?,
         directory_id: get("directory.id").unwrap_or_default(),
     }))
 }
@@ -176,12 +201,18 @@ mod tests {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
         let config = config(&[a.path(), b.path()], 4);
-        assert!(matches!(load(&config), Err(FormatError::NotFormatted { .. })));
+        assert!(matches!(
+            load(&config),
+            Err(FormatError::NotFormatted { .. })
+        ));
         let id = random_uuid();
         assert_eq!(format(&config, &id, false).unwrap().len(), 2);
         let meta = load(&config).unwrap();
         assert_eq!((meta.cluster_id.as_str(), meta.node_id), (id.as_str(), 4));
-        assert!(matches!(format(&config, &id, false), Err(FormatError::AlreadyFormatted { .. })));
+        assert!(matches!(
+            format(&config, &id, false),
+            Err(FormatError::AlreadyFormatted { .. })
+        ));
         assert!(format(&config, &id, true).unwrap().is_empty());
     }
 
@@ -191,11 +222,17 @@ mod tests {
         let b = tempfile::tempdir().unwrap();
         format(&config(&[a.path()], 1), &random_uuid(), false).unwrap();
         format(&config(&[b.path()], 1), &random_uuid(), false).unwrap();
-        assert!(matches!(load(&config(&[a.path()], 2)), Err(FormatError::NodeMismatch { .. })));
+        assert!(matches!(
+            load(&config(&[a.path()], 2)),
+            Err(FormatError::NodeMismatch { .. })
+        ));
         assert!(matches!(
             load(&config(&[a.path(), b.path()], 1)),
             Err(FormatError::ClusterMismatch { .. })
         ));
-        assert!(matches!(format(&config(&[a.path()], 1), "short", false), Err(FormatError::BadClusterId(_))));
+        assert!(matches!(
+            format(&config(&[a.path()], 1), "short", false),
+            Err(FormatError::BadClusterId(_))
+        ));
     }
 }

@@ -13,7 +13,9 @@ use broker::server::Node;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -24,7 +26,9 @@ fn frame<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Option<Bytes> {
         .with_correlation_id(7)
         .with_client_id(Some(StrBytes::from_static_str("fuzz")));
     let mut buf = BytesMut::new();
-    header.encode(&mut buf, api.request_header_version(version)).ok()?;
+    header
+        .encode(&mut buf, api.request_header_version(version))
+        .ok()?;
     body.encode(&mut buf, version).ok()?;
     Some(buf.freeze())
 }
@@ -50,15 +54,28 @@ fn batch(values: &[&[u8]], compression: Compression) -> Bytes {
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).unwrap();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
     buf.freeze()
 }
 
 fn produce(records: Bytes) -> ProduceRequest {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    ProduceRequest::default().with_acks(1).with_timeout_ms(1000).with_topic_data(vec![TopicProduceData::default()
-        .with_name(TopicName(StrBytes::from_static_str("fuzz")))
-        .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records))])])
+    ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(1000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("fuzz")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])])
 }
 
 /// Valid frames to start from: a populated request where we have one,
@@ -66,7 +83,11 @@ fn produce(records: Bytes) -> ProduceRequest {
 fn seeds(produce_batch: &Bytes) -> Vec<Bytes> {
     let mut seeds = Vec::new();
     for (api, min, max) in implemented_versions().to_response_keys().iter().map(|k| {
-        (ApiKey::try_from(k.api_key).unwrap(), k.min_version, k.max_version)
+        (
+            ApiKey::try_from(k.api_key).unwrap(),
+            k.min_version,
+            k.max_version,
+        )
     }) {
         for v in min..=max {
             let populated = match api {
@@ -74,27 +95,31 @@ fn seeds(produce_batch: &Bytes) -> Vec<Bytes> {
                 ApiKey::Metadata => frame(
                     api,
                     v,
-                    &MetadataRequest::default().with_topics(Some(vec![
-                        metadata_request::MetadataRequestTopic::default()
-                            .with_name(Some(TopicName(StrBytes::from_static_str("fuzz")))),
-                    ])),
+                    &MetadataRequest::default()
+                        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+                        )
+                        .with_name(Some(TopicName(StrBytes::from_static_str("fuzz"))))])),
                 ),
                 ApiKey::Fetch => frame(
                     api,
                     v,
-                    &FetchRequest::default().with_max_wait_ms(10).with_max_bytes(1 << 20).with_topics(vec![
-                        fetch_request::FetchTopic::default()
+                    &FetchRequest::default()
+                        .with_max_wait_ms(10)
+                        .with_max_bytes(1 << 20)
+                        .with_topics(vec![fetch_request::FetchTopic::default()
                             .with_topic(TopicName(StrBytes::from_static_str("fuzz")))
-                            .with_partitions(vec![fetch_request::FetchPartition::default().with_partition_max_bytes(1 << 20)]),
-                    ]),
+                            .with_partitions(vec![fetch_request::FetchPartition::default()
+                                .with_partition_max_bytes(1 << 20)])]),
                 ),
                 ApiKey::CreateTopics => frame(
                     api,
                     v,
-                    &CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-                        .with_name(TopicName(StrBytes::from_static_str("fuzz2")))
-                        .with_num_partitions(2)
-                        .with_replication_factor(1)]),
+                    &CreateTopicsRequest::default().with_topics(vec![
+                        create_topics_request::CreatableTopic::default()
+                            .with_name(TopicName(StrBytes::from_static_str("fuzz2")))
+                            .with_num_partitions(2)
+                            .with_replication_factor(1),
+                    ]),
                 ),
                 ApiKey::JoinGroup => frame(
                     api,
@@ -104,9 +129,11 @@ fn seeds(produce_batch: &Bytes) -> Vec<Bytes> {
                         .with_session_timeout_ms(10_000)
                         .with_rebalance_timeout_ms(100)
                         .with_protocol_type(StrBytes::from_static_str("consumer"))
-                        .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()
-                            .with_name(StrBytes::from_static_str("range"))
-                            .with_metadata(Bytes::from_static(b"\0\0\0\0"))]),
+                        .with_protocols(vec![
+                            join_group_request::JoinGroupRequestProtocol::default()
+                                .with_name(StrBytes::from_static_str("range"))
+                                .with_metadata(Bytes::from_static(b"\0\0\0\0")),
+                        ]),
                 ),
                 _ => None,
             };
@@ -138,7 +165,9 @@ fn frame_default(api: ApiKey, v: i16) -> Option<Bytes> {
         ApiKey::AlterConfigs => frame(api, v, &AlterConfigsRequest::default()),
         ApiKey::CreatePartitions => frame(api, v, &CreatePartitionsRequest::default()),
         ApiKey::DeleteGroups => frame(api, v, &DeleteGroupsRequest::default()),
-        ApiKey::IncrementalAlterConfigs => frame(api, v, &IncrementalAlterConfigsRequest::default()),
+        ApiKey::IncrementalAlterConfigs => {
+            frame(api, v, &IncrementalAlterConfigsRequest::default())
+        }
         ApiKey::OffsetDelete => frame(api, v, &OffsetDeleteRequest::default()),
         ApiKey::DescribeCluster => frame(api, v, &DescribeClusterRequest::default()),
         _ => None,
@@ -158,7 +187,12 @@ fn mutate(rng: &mut StdRng, seed: &Bytes) -> Bytes {
             0 => bytes[at] ^= 1 << rng.random_range(0..8),
             1 => bytes[at] = rng.random(),
             2 => {
-                let word: [u8; 4] = [[0x7f, 0xff, 0xff, 0xff], [0xff; 4], [0x80, 0, 0, 0], [0, 0, 0, 0]][rng.random_range(0..4)];
+                let word: [u8; 4] = [
+                    [0x7f, 0xff, 0xff, 0xff],
+                    [0xff; 4],
+                    [0x80, 0, 0, 0],
+                    [0, 0, 0, 0],
+                ][rng.random_range(0..4)];
                 for (i, b) in word.iter().enumerate() {
                     if let Some(slot) = bytes.get_mut(at + i) {
                         *slot = *b;
@@ -184,37 +218,68 @@ async fn damaged_requests_never_panic_or_corrupt_the_log() {
     ))
     .unwrap();
     let config = BrokerConfig::from_properties(&props).unwrap();
-    broker::meta_properties::format(&config, &broker::meta_properties::random_uuid(), false).unwrap();
+    broker::meta_properties::format(&config, &broker::meta_properties::random_uuid(), false)
+        .unwrap();
     let node = Node::start(config).await.unwrap();
     let state = node.state.clone();
 
-    let seed = std::env::var("FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random::<u64>);
-    let seconds = std::env::var("FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20u64);
+    let seed = std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    let seconds = std::env::var("FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20u64);
     println!("fuzz seed {seed} (rerun with FUZZ_SEED={seed}), {seconds} s");
     let mut rng = StdRng::seed_from_u64(seed);
 
     // Create the topic through the normal path so produce seeds hit a real log.
     let valid_batch = batch(&[b"one", b"two", b"three"], Compression::None);
-    let create = frame(ApiKey::Metadata, 12, &MetadataRequest::default().with_allow_auto_topic_creation(true).with_topics(Some(vec![
-        metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str("fuzz")))),
-    ])))
+    let create = frame(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default()
+            .with_allow_auto_topic_creation(true)
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+            )
+            .with_name(Some(TopicName(StrBytes::from_static_str("fuzz"))))])),
+    )
     .unwrap();
     dispatch(&state, "/127.0.0.1", create).await.unwrap();
 
     let seeds = seeds(&valid_batch);
-    let compressed = [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+    let compressed = [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut runs = 0u64;
     while Instant::now() < deadline {
         let input = if rng.random_bool(0.3) {
             // Damage the records inside an otherwise well-formed produce request.
-            let good = batch(&[b"payload-a", b"payload-b"], compressed[rng.random_range(0..4)]);
-            frame(ApiKey::Produce, rng.random_range(3..=9), &produce(mutate(&mut rng, &good))).unwrap()
+            let good = batch(
+                &[b"payload-a", b"payload-b"],
+                compressed[rng.random_range(0..4)],
+            );
+            frame(
+                ApiKey::Produce,
+                rng.random_range(3..=9),
+                &produce(mutate(&mut rng, &good)),
+            )
+            .unwrap()
         } else {
-            mutate(&mut rng, &seeds[rng.random_range(0..seeds.len())])
+            let pick = rng.random_range(0..seeds.len());
+            mutate(&mut rng, &seeds[pick])
         };
         // Long polls and group waits are cut short: only panics matter here.
-        let _ = tokio::time::timeout(Duration::from_millis(50), dispatch(&state, "/127.0.0.1", input)).await;
+        let _ = tokio::time::timeout(
+            Duration::from_millis(50),
+            dispatch(&state, "/127.0.0.1", input),
+        )
+        .await;
         runs += 1;
     }
     println!("{runs} damaged requests");
@@ -222,15 +287,26 @@ async fn damaged_requests_never_panic_or_corrupt_the_log() {
 
     // The node still answers, and what the log accepted is intact.
     let versions = frame(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).unwrap();
-    assert!(dispatch(&state, "/127.0.0.1", versions).await.unwrap().is_some());
-    let log = state.logs.get(&broker::storage::TopicPartition::new("fuzz", 0)).expect("fuzz log exists");
+    assert!(dispatch(&state, "/127.0.0.1", versions)
+        .await
+        .unwrap()
+        .is_some());
+    let log = state
+        .logs
+        .get(&broker::storage::TopicPartition::new("fuzz", 0))
+        .expect("fuzz log exists");
     let mut offset = log.log_start_offset();
     let end = log.log_end_offset();
     while offset < end {
         let mut chunk = log.read(offset, 1 << 20, end, true).unwrap();
         let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut chunk)
             .unwrap_or_else(|e| panic!("log holds an unreadable batch at {offset}: {e:#}"));
-        let last = sets.iter().flat_map(|s| &s.records).map(|r| r.offset).max().expect("a batch has records");
+        let last = sets
+            .iter()
+            .flat_map(|s| &s.records)
+            .map(|r| r.offset)
+            .max()
+            .expect("a batch has records");
         offset = last + 1;
     }
     node.stop().await.unwrap();

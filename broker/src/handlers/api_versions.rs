@@ -9,7 +9,11 @@ use crate::server::BrokerState;
 
 pub const VERSIONS: &[(ApiKey, i16, i16)] = &[(ApiKey::ApiVersions, 0, 4)];
 
-pub async fn handle(state: &BrokerState, _version: i16, _request: ApiVersionsRequest) -> ApiVersionsResponse {
+pub async fn handle(
+    state: &BrokerState,
+    _version: i16,
+    _request: ApiVersionsRequest,
+) -> ApiVersionsResponse {
     let image = state.image();
     let metadata_version = image.metadata_version;
     ApiVersionsResponse::default()

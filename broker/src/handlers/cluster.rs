@@ -8,7 +8,11 @@ use crate::server::BrokerState;
 
 pub const VERSIONS: &[(ApiKey, i16, i16)] = &[(ApiKey::DescribeCluster, 0, 1)];
 
-pub async fn handle(state: &BrokerState, _version: i16, _request: DescribeClusterRequest) -> DescribeClusterResponse {
+pub async fn handle(
+    state: &BrokerState,
+    _version: i16,
+    _request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let image = state.image();
     let brokers = image
         .brokers

@@ -12,8 +12,16 @@ pub const VERSIONS: &[(ApiKey, i16, i16)] = &[(ApiKey::FindCoordinator, 0, 6)];
 
 const GROUP_KEY_TYPE: i8 = 0;
 
-pub async fn handle(state: &BrokerState, version: i16, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let keys = if version >= 4 { request.coordinator_keys } else { vec![request.key] };
+pub async fn handle(
+    state: &BrokerState,
+    version: i16,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let keys = if version >= 4 {
+        request.coordinator_keys
+    } else {
+        vec![request.key]
+    };
     let mut coordinators = Vec::with_capacity(keys.len());
     for key in keys {
         coordinators.push(find(state, request.key_type, key).await);
@@ -31,11 +39,16 @@ pub async fn handle(state: &BrokerState, version: i16, request: FindCoordinatorR
 }
 
 async fn find(state: &BrokerState, key_type: i8, key: StrBytes) -> Coordinator {
-    let base = Coordinator::default().with_key(key).with_node_id(BrokerId(-1)).with_port(-1);
+    let base = Coordinator::default()
+        .with_key(key)
+        .with_node_id(BrokerId(-1))
+        .with_port(-1);
     if key_type != GROUP_KEY_TYPE {
         return base
             .with_error_code(ResponseError::CoordinatorNotAvailable.code())
-            .with_error_message(Some(StrBytes::from_static_str("transactions are not supported by this broker")));
+            .with_error_message(Some(StrBytes::from_static_str(
+                "transactions are not supported by this broker",
+            )));
     }
     if let Err(code) = state.ensure_offsets_topic().await {
         return base.with_error_code(code);

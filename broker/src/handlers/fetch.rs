@@ -34,9 +34,17 @@ pub async fn handle(state: &BrokerState, version: i16, request: FetchRequest) ->
 
 /// Reads every requested partition once; returns the response, the record
 /// bytes in it, and whether any partition failed (which answers at once).
-fn read_all(state: &BrokerState, version: i16, request: &FetchRequest) -> (FetchResponse, usize, bool) {
+fn read_all(
+    state: &BrokerState,
+    version: i16,
+    request: &FetchRequest,
+) -> (FetchResponse, usize, bool) {
     let image = state.image();
-    let mut budget = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
+    let mut budget = if request.max_bytes > 0 {
+        request.max_bytes as usize
+    } else {
+        usize::MAX
+    };
     let mut total = 0usize;
     let mut had_error = false;
     let mut topics = Vec::with_capacity(request.topics.len());
@@ -82,7 +90,11 @@ fn read_all(state: &BrokerState, version: i16, request: &FetchRequest) -> (Fetch
         );
     }
     state.metrics.bytes_out.inc_by(total as u64);
-    (FetchResponse::default().with_responses(topics), total, had_error)
+    (
+        FetchResponse::default().with_responses(topics),
+        total,
+        had_error,
+    )
 }
 
 struct PartitionRead {
@@ -103,7 +115,12 @@ fn read_partition(
     check_leader_epoch(request.current_leader_epoch, meta.leader_epoch)?;
     let high_watermark = log.log_end_offset();
     let records = tokio::task::block_in_place(|| {
-        log.read(request.fetch_offset, max_bytes, high_watermark, min_one_batch)
+        log.read(
+            request.fetch_offset,
+            max_bytes,
+            high_watermark,
+            min_one_batch,
+        )
     })
     .map_err(|e| PartitionError::from_storage(&e))?;
     Ok(PartitionRead {

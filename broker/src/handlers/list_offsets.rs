@@ -1,7 +1,9 @@
 //! ListOffsets: earliest, latest, max timestamp, or the first offset at or
 //! after a timestamp.
 
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 
 use crate::server::{BrokerState, PartitionError};
@@ -14,7 +16,11 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-pub async fn handle(state: &BrokerState, _version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(
+    state: &BrokerState,
+    _version: i16,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let image = state.image();
     let topics = request
         .topics
@@ -24,13 +30,17 @@ pub async fn handle(state: &BrokerState, _version: i16, request: ListOffsetsRequ
                 .partitions
                 .iter()
                 .map(|p| {
-                    let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    let base = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
                     match lookup(state, &image, &topic.name, p) {
                         Ok((offset, timestamp, epoch)) => base
                             .with_offset(offset)
                             .with_timestamp(timestamp)
                             .with_leader_epoch(epoch),
-                        Err(e) => base.with_error_code(e.code).with_offset(-1).with_timestamp(-1),
+                        Err(e) => base
+                            .with_error_code(e.code)
+                            .with_offset(-1)
+                            .with_timestamp(-1),
                     }
                 })
                 .collect();
@@ -61,7 +71,9 @@ fn lookup(
             Some((offset, ts)) => (offset, ts, epoch),
             None => (-1, -1, -1),
         },
-        ts => match tokio::task::block_in_place(|| log.offset_for_timestamp(ts)).map_err(storage_err)? {
+        ts => match tokio::task::block_in_place(|| log.offset_for_timestamp(ts))
+            .map_err(storage_err)?
+        {
             Some((offset, found)) => (offset, found, epoch),
             None => (-1, -1, -1),
         },

@@ -17,7 +17,11 @@ pub const VERSIONS: &[(ApiKey, i16, i16)] = &[(ApiKey::Metadata, 0, 12)];
 /// "Authorized operations" value meaning: not computed (no ACLs here).
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-pub async fn handle(state: &BrokerState, version: i16, request: MetadataRequest) -> MetadataResponse {
+pub async fn handle(
+    state: &BrokerState,
+    version: i16,
+    request: MetadataRequest,
+) -> MetadataResponse {
     let mut image = state.image();
     // v0 used an empty list to mean "all topics"; later versions use null.
     let requested = match request.topics {
@@ -123,7 +127,12 @@ fn topic_response(image: &MetadataImage, topic: &TopicImage) -> MetadataResponse
                 .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
                 .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
                 .with_offline_replicas(
-                    p.replicas.iter().filter(|r| !live(r)).copied().map(BrokerId).collect(),
+                    p.replicas
+                        .iter()
+                        .filter(|r| !live(r))
+                        .copied()
+                        .map(BrokerId)
+                        .collect(),
                 )
         })
         .collect();

@@ -69,64 +69,172 @@ pub async fn dispatch(
         return unsupported(state, raw);
     };
     let version = raw.api_version;
-    state.metrics.requests.with_label_values(&[api_name(api)]).inc();
+    state
+        .metrics
+        .requests
+        .with_label_values(&[api_name(api)])
+        .inc();
 
     macro_rules! route {
         ($request:ty, $handler:expr) => {{
             let (header, request): (RequestHeader, $request) = decode_request(api, version, frame)?;
             let response = $handler(request).await;
-            Ok(Some(encode_response(api, version, header.correlation_id, &response, Vec::new())?))
+            Ok(Some(encode_response(
+                api,
+                version,
+                header.correlation_id,
+                &response,
+                Vec::new(),
+            )?))
         }};
     }
 
     match api {
-        ApiKey::ApiVersions => route!(ApiVersionsRequest, |r| api_versions::handle(state, version, r)),
+        ApiKey::ApiVersions => route!(ApiVersionsRequest, |r| api_versions::handle(
+            state, version, r
+        )),
         ApiKey::Metadata => route!(MetadataRequest, |r| metadata::handle(state, version, r)),
         ApiKey::Produce => {
-            let (header, request): (RequestHeader, ProduceRequest) = decode_request(api, version, frame)?;
+            let (header, request): (RequestHeader, ProduceRequest) =
+                decode_request(api, version, frame)?;
             let acks = request.acks;
             let response = produce::handle(state, version, request).await;
             if acks == 0 {
                 return Ok(None);
             }
-            Ok(Some(encode_response(api, version, header.correlation_id, &response, Vec::new())?))
+            Ok(Some(encode_response(
+                api,
+                version,
+                header.correlation_id,
+                &response,
+                Vec::new(),
+            )?))
         }
         ApiKey::Fetch => {
-            let (header, request): (RequestHeader, FetchRequest) = decode_request(api, version, frame)?;
+            let (header, request): (RequestHeader, FetchRequest) =
+                decode_request(api, version, frame)?;
             let response = fetch::handle(state, version, request).await;
             let records = fetch::record_sets(&response);
-            Ok(Some(encode_response(api, version, header.correlation_id, &response, records)?))
+            Ok(Some(encode_response(
+                api,
+                version,
+                header.correlation_id,
+                &response,
+                records,
+            )?))
         }
-        ApiKey::ListOffsets => route!(ListOffsetsRequest, |r| list_offsets::handle(state, version, r)),
-        ApiKey::DeleteRecords => route!(DeleteRecordsRequest, |r| records::delete_records(state, version, r)),
-        ApiKey::OffsetForLeaderEpoch => route!(OffsetForLeaderEpochRequest, |r| records::offset_for_leader_epoch(state, version, r)),
-        ApiKey::FindCoordinator => route!(FindCoordinatorRequest, |r| coordinator::handle(state, version, r)),
-        ApiKey::DescribeCluster => route!(DescribeClusterRequest, |r| cluster::handle(state, version, r)),
-        ApiKey::CreateTopics => route!(CreateTopicsRequest, |r| topics::create_topics(&state.controller, version, r)),
-        ApiKey::DeleteTopics => route!(DeleteTopicsRequest, |r| topics::delete_topics(&state.controller, version, r)),
-        ApiKey::CreatePartitions => route!(CreatePartitionsRequest, |r| topics::create_partitions(&state.controller, version, r)),
-        ApiKey::DescribeConfigs => route!(DescribeConfigsRequest, |r| configs::describe_configs(&state.controller, version, r)),
-        ApiKey::AlterConfigs => route!(AlterConfigsRequest, |r| configs::alter_configs(&state.controller, version, r)),
-        ApiKey::IncrementalAlterConfigs => route!(IncrementalAlterConfigsRequest, |r| configs::incremental_alter_configs(&state.controller, version, r)),
-        ApiKey::InitProducerId => route!(InitProducerIdRequest, |r| producer_ids::init_producer_id(&state.controller, version, r)),
+        ApiKey::ListOffsets => route!(ListOffsetsRequest, |r| list_offsets::handle(
+            state, version, r
+        )),
+        ApiKey::DeleteRecords => route!(DeleteRecordsRequest, |r| records::delete_records(
+            state, version, r
+        )),
+        ApiKey::OffsetForLeaderEpoch => route!(OffsetForLeaderEpochRequest, |r| {
+            records::offset_for_leader_epoch(state, version, r)
+        }),
+        ApiKey::FindCoordinator => route!(FindCoordinatorRequest, |r| coordinator::handle(
+            state, version, r
+        )),
+        ApiKey::DescribeCluster => route!(DescribeClusterRequest, |r| cluster::handle(
+            state, version, r
+        )),
+        ApiKey::CreateTopics => route!(CreateTopicsRequest, |r| topics::create_topics(
+            &state.controller,
+            version,
+            r
+        )),
+        ApiKey::DeleteTopics => route!(DeleteTopicsRequest, |r| topics::delete_topics(
+            &state.controller,
+            version,
+            r
+        )),
+        ApiKey::CreatePartitions => route!(CreatePartitionsRequest, |r| topics::create_partitions(
+            &state.controller,
+            version,
+            r
+        )),
+        ApiKey::DescribeConfigs => route!(DescribeConfigsRequest, |r| configs::describe_configs(
+            &state.controller,
+            version,
+            r
+        )),
+        ApiKey::AlterConfigs => route!(AlterConfigsRequest, |r| configs::alter_configs(
+            &state.controller,
+            version,
+            r
+        )),
+        ApiKey::IncrementalAlterConfigs => route!(IncrementalAlterConfigsRequest, |r| {
+            configs::incremental_alter_configs(&state.controller, version, r)
+        }),
+        ApiKey::InitProducerId => route!(
+            InitProducerIdRequest,
+            |r| producer_ids::init_producer_id(&state.controller, version, r)
+        ),
         ApiKey::JoinGroup => {
-            let (header, request): (RequestHeader, JoinGroupRequest) = decode_request(api, version, frame)?;
+            let (header, request): (RequestHeader, JoinGroupRequest) =
+                decode_request(api, version, frame)?;
             let client = crate::group::ClientInfo {
-                client_id: header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+                client_id: header
+                    .client_id
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
                 client_host: client_host.to_string(),
             };
             let response = groups::join_group(&state.groups, &client, version, request).await;
-            Ok(Some(encode_response(api, version, header.correlation_id, &response, Vec::new())?))
+            Ok(Some(encode_response(
+                api,
+                version,
+                header.correlation_id,
+                &response,
+                Vec::new(),
+            )?))
         }
-        ApiKey::SyncGroup => route!(SyncGroupRequest, |r| groups::sync_group(&state.groups, version, r)),
-        ApiKey::Heartbeat => route!(HeartbeatRequest, |r| groups::heartbeat(&state.groups, version, r)),
-        ApiKey::LeaveGroup => route!(LeaveGroupRequest, |r| groups::leave_group(&state.groups, version, r)),
-        ApiKey::OffsetCommit => route!(OffsetCommitRequest, |r| groups::offset_commit(&state.groups, version, r)),
-        ApiKey::OffsetFetch => route!(OffsetFetchRequest, |r| groups::offset_fetch(&state.groups, version, r)),
-        ApiKey::DescribeGroups => route!(DescribeGroupsRequest, |r| groups::describe_groups(&state.groups, version, r)),
-        ApiKey::ListGroups => route!(ListGroupsRequest, |r| groups::list_groups(&state.groups, version, r)),
-        ApiKey::DeleteGroups => route!(DeleteGroupsRequest, |r| groups::delete_groups(&state.groups, version, r)),
-        ApiKey::OffsetDelete => route!(OffsetDeleteRequest, |r| groups::offset_delete(&state.groups, version, r)),
+        ApiKey::SyncGroup => route!(SyncGroupRequest, |r| groups::sync_group(
+            &state.groups,
+            version,
+            r
+        )),
+        ApiKey::Heartbeat => route!(HeartbeatRequest, |r| groups::heartbeat(
+            &state.groups,
+            version,
+            r
+        )),
+        ApiKey::LeaveGroup => route!(LeaveGroupRequest, |r| groups::leave_group(
+            &state.groups,
+            version,
+            r
+        )),
+        ApiKey::OffsetCommit => route!(OffsetCommitRequest, |r| groups::offset_commit(
+            &state.groups,
+            version,
+            r
+        )),
+        ApiKey::OffsetFetch => route!(OffsetFetchRequest, |r| groups::offset_fetch(
+            &state.groups,
+            version,
+            r
+        )),
+        ApiKey::DescribeGroups => route!(DescribeGroupsRequest, |r| groups::describe_groups(
+            &state.groups,
+            version,
+            r
+        )),
+        ApiKey::ListGroups => route!(ListGroupsRequest, |r| groups::list_groups(
+            &state.groups,
+            version,
+            r
+        )),
+        ApiKey::DeleteGroups => route!(DeleteGroupsRequest, |r| groups::delete_groups(
+            &state.groups,
+            version,
+            r
+        )),
+        ApiKey::OffsetDelete => route!(OffsetDeleteRequest, |r| groups::offset_delete(
+            &state.groups,
+            version,
+            r
+        )),
         other => Err(DispatchError::UnknownApi(other as i16)),
     }
 }
@@ -136,7 +244,13 @@ pub async fn dispatch(
 fn unsupported(state: &BrokerState, raw: RawHeader) -> Result<Option<Vec<Bytes>>, DispatchError> {
     if raw.api_key == ApiKey::ApiVersions as i16 {
         let response = api_versions::unsupported_version(state);
-        return Ok(Some(encode_response(ApiKey::ApiVersions, 0, raw.correlation_id, &response, Vec::new())?));
+        return Ok(Some(encode_response(
+            ApiKey::ApiVersions,
+            0,
+            raw.correlation_id,
+            &response,
+            Vec::new(),
+        )?));
     }
     if state.api_versions.knows(raw.api_key) {
         Err(DispatchError::UnsupportedVersion {

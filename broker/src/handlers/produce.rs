@@ -9,7 +9,11 @@ use crate::server::{now_ms, BrokerState, PartitionError};
 
 pub const VERSIONS: &[(ApiKey, i16, i16)] = &[(ApiKey::Produce, 3, 12)];
 
-pub async fn handle(state: &BrokerState, _version: i16, request: ProduceRequest) -> ProduceResponse {
+pub async fn handle(
+    state: &BrokerState,
+    _version: i16,
+    request: ProduceRequest,
+) -> ProduceResponse {
     let image = state.image();
     let acks = request.acks;
     let mut responses = Vec::with_capacity(request.topic_data.len());
@@ -65,7 +69,10 @@ fn append(
 ) -> Result<crate::storage::AppendInfo, PartitionError> {
     let (log, meta) = state.leader_log(image, topic, partition)?;
     let records = records.ok_or_else(|| {
-        PartitionError::with_message(ResponseError::CorruptMessage, "produce request without records")
+        PartitionError::with_message(
+            ResponseError::CorruptMessage,
+            "produce request without records",
+        )
     })?;
     if acks == -1 && (meta.isr.len() as i32) < log.config().min_insync_replicas {
         return Err(PartitionError::new(ResponseError::NotEnoughReplicas));
@@ -73,6 +80,8 @@ fn append(
     let size = records.len() as u64;
     let info = tokio::task::block_in_place(|| log.append(records, meta.leader_epoch, now_ms()))
         .map_err(|e| PartitionError::from_storage(&e))?;
-    state.metrics.record_produce(topic, size, info.last_offset - info.base_offset + 1);
+    state
+        .metrics
+        .record_produce(topic, size, info.last_offset - info.base_offset + 1);
     Ok(info)
 }

@@ -13,7 +13,11 @@ use crate::protocol::read_frame;
 use crate::server::BrokerState;
 
 /// Accepts connections until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<BrokerState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -24,7 +24,10 @@ impl ChunkedBuf {
             head: BytesMut::with_capacity(capacity),
             chunks: Vec::new(),
             flushed: 0,
-            splice: splice.into_iter().filter(|b| b.len() >= SPLICE_MIN).collect(),
+            splice: splice
+                .into_iter()
+                .filter(|b| b.len() >= SPLICE_MIN)
+                .collect(),
         }
     }
 
@@ -101,13 +104,20 @@ mod tests {
         let big = Bytes::from((0..10_000u32).map(|i| i as u8).collect::<Vec<_>>());
         let small = Bytes::from_static(b"tiny");
         let partitions = vec![
-            PartitionData::default().with_partition_index(0).with_records(Some(big.clone())),
-            PartitionData::default().with_partition_index(1).with_records(Some(small)),
-            PartitionData::default().with_partition_index(2).with_records(Some(big.slice(100..9000))),
+            PartitionData::default()
+                .with_partition_index(0)
+                .with_records(Some(big.clone())),
+            PartitionData::default()
+                .with_partition_index(1)
+                .with_records(Some(small)),
+            PartitionData::default()
+                .with_partition_index(2)
+                .with_records(Some(big.slice(100..9000))),
         ];
-        let response = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
-            .with_topic(TopicName(StrBytes::from_static_str("t")))
-            .with_partitions(partitions)]);
+        let response =
+            FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(partitions)]);
         for version in 4..=17 {
             let mut plain = BytesMut::new();
             response.encode(&mut plain, version).unwrap();
@@ -115,7 +125,10 @@ mod tests {
             response.encode(&mut chunked, version).unwrap();
             let chunks = chunked.into_chunks();
             // The two large record sets travel by reference.
-            assert!(chunks.iter().any(|c| c.as_ptr() == big.as_ptr()), "v{version}");
+            assert!(
+                chunks.iter().any(|c| c.as_ptr() == big.as_ptr()),
+                "v{version}"
+            );
             assert_eq!(chunks.concat(), plain.to_vec(), "v{version}");
         }
     }

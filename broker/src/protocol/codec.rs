@@ -100,7 +100,9 @@ mod tests {
             .with_request_api_version(version)
             .with_correlation_id(42);
         let mut buf = BytesMut::new();
-        header.encode(&mut buf, api.request_header_version(version)).unwrap();
+        header
+            .encode(&mut buf, api.request_header_version(version))
+            .unwrap();
         body.encode(&mut buf, version).unwrap();
         buf.freeze()
     }
@@ -109,7 +111,10 @@ mod tests {
     fn header_is_peeked_and_request_decoded() {
         let frame = request_frame(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
         let raw = peek_header(&frame).unwrap();
-        assert_eq!((raw.api_key, raw.api_version, raw.correlation_id), (18, 3, 42));
+        assert_eq!(
+            (raw.api_key, raw.api_version, raw.correlation_id),
+            (18, 3, 42)
+        );
         let (header, _): (_, ApiVersionsRequest) =
             decode_request(ApiKey::ApiVersions, 3, frame).unwrap();
         assert_eq!(header.correlation_id, 42);

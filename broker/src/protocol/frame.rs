@@ -61,15 +61,34 @@ mod tests {
 
     #[tokio::test]
     async fn reads_a_frame_and_a_clean_close() {
-        assert_eq!(read(&[0, 0, 0, 2, 7, 8], 10).await.unwrap().unwrap().as_ref(), &[7, 8]);
+        assert_eq!(
+            read(&[0, 0, 0, 2, 7, 8], 10)
+                .await
+                .unwrap()
+                .unwrap()
+                .as_ref(),
+            &[7, 8]
+        );
         assert!(read(&[], 10).await.unwrap().is_none());
     }
 
     #[tokio::test]
     async fn rejects_bad_sizes_and_truncation() {
-        assert!(matches!(read(&[0xff, 0xff, 0xff, 0xfe], 10).await, Err(FrameError::BadSize { .. })));
-        assert!(matches!(read(&[0, 0, 0, 0], 10).await, Err(FrameError::BadSize { .. })));
-        assert!(matches!(read(&[0, 0, 0, 11], 10).await, Err(FrameError::TooLarge { .. })));
-        assert!(matches!(read(&[0, 0, 0, 5, 1, 2], 10).await, Err(FrameError::Truncated)));
+        assert!(matches!(
+            read(&[0xff, 0xff, 0xff, 0xfe], 10).await,
+            Err(FrameError::BadSize { .. })
+        ));
+        assert!(matches!(
+            read(&[0, 0, 0, 0], 10).await,
+            Err(FrameError::BadSize { .. })
+        ));
+        assert!(matches!(
+            read(&[0, 0, 0, 11], 10).await,
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            read(&[0, 0, 0, 5, 1, 2], 10).await,
+            Err(FrameError::Truncated)
+        ));
     }
 }

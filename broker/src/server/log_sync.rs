@@ -18,7 +18,8 @@ pub async fn run(state: Arc<BrokerState>) {
         let state2 = state.clone();
         let prev = previous.clone();
         let image2 = image.clone();
-        let synced = tokio::task::spawn_blocking(move || sync(&state2, prev.as_deref(), &image2)).await;
+        let synced =
+            tokio::task::spawn_blocking(move || sync(&state2, prev.as_deref(), &image2)).await;
         if let Err(error) = synced {
             tracing::error!(%error, "log sync task failed");
         }
@@ -60,7 +61,11 @@ fn sync(state: &BrokerState, previous: Option<&MetadataImage>, image: &MetadataI
         }
     }
     for topic in image.topics.values() {
-        for p in topic.partitions.iter().filter(|p| p.replicas.contains(&node)) {
+        for p in topic
+            .partitions
+            .iter()
+            .filter(|p| p.replicas.contains(&node))
+        {
             let tp = TopicPartition::new(topic.name.clone(), p.partition);
             if state.logs.get(&tp).is_none() {
                 if let Err(error) = state.logs.get_or_create(&tp, state.topic_log_config(topic)) {

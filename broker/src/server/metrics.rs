@@ -16,13 +16,18 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-            registry.register(Box::new(c.clone())).expect("metric registered once");
+            let c =
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("metric registered once");
             c
         };
         let counter = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).expect("valid metric definition");
-            registry.register(Box::new(c.clone())).expect("metric registered once");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("metric registered once");
             c
         };
         Metrics {
@@ -59,7 +64,9 @@ impl Metrics {
 
     pub fn record_produce(&self, topic: &str, bytes: u64, messages: i64) {
         self.bytes_in.with_label_values(&[topic]).inc_by(bytes);
-        self.messages_in.with_label_values(&[topic]).inc_by(messages.max(0) as u64);
+        self.messages_in
+            .with_label_values(&[topic])
+            .inc_by(messages.max(0) as u64);
     }
 
     /// The text exposition format Prometheus scrapes.

@@ -32,6 +32,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
 /// A running node: its listeners, background tasks and shared state.
 pub struct Node {
     pub state: Arc<BrokerState>,
+    metadata_log: Arc<metadata_log::LocalMetadataLog>,
     /// The bound client address (useful when the config asked for port 0).
     pub client_addr: std::net::SocketAddr,
     ready: Arc<AtomicBool>,
@@ -62,17 +63,31 @@ impl Node {
         .await?
         .context("opening the log directories")?;
 
-        let metadata_log =
-            metadata_log::LocalMetadataLog::open(&logs, &defaults).context("opening the metadata log")?;
-        let controller = Controller::open(&config, meta.cluster_id.clone(), Arc::new(metadata_log))
+        let metadata_log = Arc::new(
+            metadata_log::LocalMetadataLog::open(config.metadata_dir(), &defaults)
+                .context("opening the metadata log")?,
+        );
+        let controller = Controller::open(&config, meta.cluster_id.clone(), metadata_log.clone())
             .context("loading the metadata log")?;
 
-        let store = Arc::new(offsets_store::LocalOffsetsStore::new(logs.clone(), &defaults));
+        let store = Arc::new(offsets_store::LocalOffsetsStore::new(
+            logs.clone(),
+            &defaults,
+        ));
         let groups = GroupCoordinator::new(GroupConfig::from_broker(&config), store);
-        groups.load().await.context("loading consumer group offsets")?;
+        groups
+            .load()
+            .await
+            .context("loading consumer group offsets")?;
 
         let metrics = Arc::new(metrics::Metrics::new());
-        let state = Arc::new(BrokerState::new(config.clone(), logs.clone(), controller, groups, metrics.clone()));
+        let state = Arc::new(BrokerState::new(
+            config.clone(),
+            logs.clone(),
+            controller,
+            groups,
+            metrics.clone(),
+        ));
         tokio::spawn(log_sync::run(state.clone()));
         logs.start_background();
 
@@ -93,6 +108,7 @@ impl Node {
         let server = tokio::spawn(crate::network::serve(listener, state.clone(), shutdown_rx));
         Ok(Node {
             state,
+            metadata_log,
             client_addr,
             ready,
             shutdown,
@@ -109,6 +125,7 @@ impl Node {
         self.state.groups.shutdown();
         let logs = self.state.logs.clone();
         tokio::task::spawn_blocking(move || logs.shutdown()).await??;
+        self.metadata_log.close()?;
         tracing::info!("stopped cleanly");
         Ok(())
     }

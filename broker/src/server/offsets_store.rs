@@ -34,21 +34,29 @@ impl LocalOffsetsStore {
 }
 
 impl OffsetsStore for LocalOffsetsStore {
-    fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), OffsetsStoreError> {
+    fn append(
+        &self,
+        partition: i32,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<(), OffsetsStoreError> {
         let tp = TopicPartition::new(InternalTopic::ConsumerOffsets.name(), partition);
         let log = self
             .logs
             .get_or_create(&tp, self.config.clone())
             .map_err(|e| OffsetsStoreError::Storage(e.to_string()))?;
         let pairs: Vec<_> = records.into_iter().map(|(k, v)| (Some(k), v)).collect();
-        let batch = encode_batch(&pairs, now_ms()).map_err(|e| OffsetsStoreError::Storage(e.to_string()))?;
+        let batch = encode_batch(&pairs, now_ms())
+            .map_err(|e| OffsetsStoreError::Storage(e.to_string()))?;
         log.append(batch, 0, now_ms())
             .map_err(|e| OffsetsStoreError::Storage(e.to_string()))?;
         Ok(())
     }
 
     fn load(&self, partition: i32) -> Result<Vec<(Bytes, Option<Bytes>)>, OffsetsStoreError> {
-        let Some(log) = self.logs.get(&TopicPartition::new(InternalTopic::ConsumerOffsets.name(), partition)) else {
+        let Some(log) = self.logs.get(&TopicPartition::new(
+            InternalTopic::ConsumerOffsets.name(),
+            partition,
+        )) else {
             return Ok(Vec::new());
         };
         let records = read_all(&log).map_err(|e| OffsetsStoreError::Storage(e.to_string()))?;

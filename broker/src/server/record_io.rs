@@ -13,7 +13,10 @@ use crate::storage::{PartitionLog, StorageError};
 pub type StoredRecord = (i64, Option<Bytes>, Option<Bytes>);
 
 /// Encodes key/value pairs as one uncompressed v2 batch; the log assigns offsets.
-pub fn encode_batch(records: &[(Option<Bytes>, Option<Bytes>)], now_ms: i64) -> Result<Bytes, anyhow::Error> {
+pub fn encode_batch(
+    records: &[(Option<Bytes>, Option<Bytes>)],
+    now_ms: i64,
+) -> Result<Bytes, anyhow::Error> {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
@@ -75,13 +78,19 @@ pub fn read_all(log: &PartitionLog) -> Result<Vec<StoredRecord>, ReadLogError> {
             };
             let base = i64::from_be_bytes(chunk[0..8].try_into().expect("8 bytes"));
             let length = i32::from_be_bytes(chunk[8..12].try_into().expect("4 bytes"));
-            let delta = i32::from_be_bytes(chunk[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4].try_into().expect("4 bytes"));
-            let size = usize::try_from(length).map_err(|_| bad("negative batch length"))? + LENGTH_END;
+            let delta = i32::from_be_bytes(
+                chunk[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4]
+                    .try_into()
+                    .expect("4 bytes"),
+            );
+            let size =
+                usize::try_from(length).map_err(|_| bad("negative batch length"))? + LENGTH_END;
             if size > chunk.len() {
                 break;
             }
             let mut batch = chunk.split_to(size);
-            let sets = RecordBatchDecoder::decode_all(&mut batch).map_err(|e| bad(&format!("{e:#}")))?;
+            let sets =
+                RecordBatchDecoder::decode_all(&mut batch).map_err(|e| bad(&format!("{e:#}")))?;
             out.extend(
                 sets.into_iter()
                     .flat_map(|set| set.records)
