@@ -135,6 +135,54 @@ fn seeds(produce_batch: &Bytes) -> Vec<Bytes> {
                                 .with_metadata(Bytes::from_static(b"\0\0\0\0")),
                         ]),
                 ),
+                ApiKey::ListOffsets => frame(
+                    api,
+                    v,
+                    &ListOffsetsRequest::default().with_topics(vec![
+                        list_offsets_request::ListOffsetsTopic::default()
+                            .with_name(TopicName(StrBytes::from_static_str("fuzz")))
+                            .with_partitions(
+                                [-1, -2, -3, 1_700_000_000_001]
+                                    .into_iter()
+                                    .map(|ts| {
+                                        list_offsets_request::ListOffsetsPartition::default()
+                                            .with_timestamp(ts)
+                                    })
+                                    .collect(),
+                            ),
+                    ]),
+                ),
+                ApiKey::DeleteRecords => frame(
+                    api,
+                    v,
+                    &DeleteRecordsRequest::default().with_topics(vec![
+                        delete_records_request::DeleteRecordsTopic::default()
+                            .with_name(TopicName(StrBytes::from_static_str("fuzz")))
+                            .with_partitions(vec![
+                                delete_records_request::DeleteRecordsPartition::default()
+                                    .with_offset(1),
+                            ]),
+                    ]),
+                ),
+                ApiKey::OffsetForLeaderEpoch => frame(
+                    api,
+                    v,
+                    &OffsetForLeaderEpochRequest::default().with_topics(vec![
+                        offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                            .with_topic(TopicName(StrBytes::from_static_str("fuzz")))
+                            .with_partitions(vec![
+                                offset_for_leader_epoch_request::OffsetForLeaderPartition::default(
+                                ),
+                            ]),
+                    ]),
+                ),
+                ApiKey::FindCoordinator => frame(
+                    api,
+                    v,
+                    &FindCoordinatorRequest::default()
+                        .with_key(StrBytes::from_static_str("g"))
+                        .with_coordinator_keys(vec![StrBytes::from_static_str("g")]),
+                ),
                 _ => None,
             };
             seeds.extend(populated);
@@ -249,6 +297,20 @@ async fn damaged_requests_never_panic_or_corrupt_the_log() {
     dispatch(&state, "/127.0.0.1", create).await.unwrap();
 
     let seeds = seeds(&valid_batch);
+    // Every well-formed seed is answered: no version gets a response it cannot encode.
+    for seed in &seeds {
+        let raw = broker::protocol::peek_header(seed).unwrap();
+        match tokio::time::timeout(
+            Duration::from_millis(200),
+            dispatch(&state, "/127.0.0.1", seed.clone()),
+        )
+        .await
+        {
+            Ok(Err(e)) => panic!("api {} v{} failed: {e}", raw.api_key, raw.api_version),
+            Ok(Ok(None)) => panic!("api {} v{} gave no response", raw.api_key, raw.api_version),
+            _ => {}
+        }
+    }
     let compressed = [
         Compression::Gzip,
         Compression::Snappy,

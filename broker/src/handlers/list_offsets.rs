@@ -18,7 +18,7 @@ const LATEST_TIERED: i64 = -5;
 
 pub async fn handle(
     state: &BrokerState,
-    _version: i16,
+    version: i16,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let image = state.image();
@@ -36,7 +36,8 @@ pub async fn handle(
                         Ok((offset, timestamp, epoch)) => base
                             .with_offset(offset)
                             .with_timestamp(timestamp)
-                            .with_leader_epoch(epoch),
+                            // Versions before 4 have no leader epoch field.
+                            .with_leader_epoch(if version >= 4 { epoch } else { -1 }),
                         Err(e) => base
                             .with_error_code(e.code)
                             .with_offset(-1)
