@@ -34,16 +34,10 @@ impl GroupCoordinator {
             Entry::Vacant(_) => return Err(GroupError::IllegalGeneration),
         };
         validate_commit(group, &params)?;
-        match group.state {
-            GroupState::CompletingRebalance => return Err(GroupError::RebalanceInProgress),
-            GroupState::Stable | GroupState::PreparingRebalance => {
-                // A commit counts as a heartbeat: the consumer is evidently alive.
-                if let Some(member) = group.members.get_mut(&params.member_id) {
-                    member.session_deadline =
-                        tokio::time::Instant::now() + session(member.session_timeout_ms);
-                }
-            }
-            GroupState::Empty | GroupState::Dead => {}
+        // A commit counts as a heartbeat: the consumer is evidently alive.
+        if let Some(member) = group.members.get_mut(&params.member_id) {
+            member.session_deadline =
+                tokio::time::Instant::now() + session(member.session_timeout_ms);
         }
 
         let expire = (params.retention_time_ms >= 0)
@@ -208,6 +202,11 @@ fn validate_commit(group: &ClassicGroup, params: &OffsetCommitParams) -> Result<
     let as_member = params.generation_id >= 0
         || !params.member_id.is_empty()
         || params.group_instance_id.is_some();
+    if as_member && group.state == GroupState::CompletingRebalance {
+        // As Kafka: the member already has the new generation from its JoinGroup
+        // response but not its assignment yet; it retries once SyncGroup is done.
+        return Err(GroupError::RebalanceInProgress);
+    }
     if as_member {
         if group.is_static_member_fenced(params.group_instance_id.as_deref(), &params.member_id) {
             return Err(GroupError::FencedInstanceId);
