@@ -34,6 +34,32 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Consume records from the beginning (or end) and report throughput.
     Consume(ConsumeArgs),
+    /// Create a topic (an existing one is fine) and wait until every partition has a
+    /// leader; for runs of other tools such as rdkafka_performance.
+    CreateTopic(CreateTopicArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateTopicArgs {
+    /// Bootstrap broker, host:port.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+
+    /// Topic to create.
+    #[arg(long, short = 't')]
+    pub topic: String,
+
+    /// Number of partitions.
+    #[arg(long, short = 'p')]
+    pub partitions: i32,
+
+    /// Replication factor (-1 = broker default).
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    pub replication_factor: i16,
+
+    /// Give up after this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
 }
 
 /// Options shared by both commands.
@@ -279,6 +305,18 @@ impl ProduceArgs {
     }
 }
 
+impl CreateTopicArgs {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.partitions < 1 {
+            return Err("--partitions must be at least 1".into());
+        }
+        if self.topic.is_empty() {
+            return Err("--topic must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
 impl ConsumeArgs {
     /// Checks what clap cannot express; returns a message for the user.
     pub fn validate(&self) -> Result<(), String> {
@@ -333,7 +371,7 @@ mod tests {
     fn produce_validation() {
         let ok = |a: &[&str]| match parse(a).unwrap().command {
             Command::Produce(p) => p.validate(),
-            Command::Consume(_) => unreachable!(),
+            _ => unreachable!(),
         };
         assert!(ok(&["produce", "-t", "x", "-n", "10"]).is_ok());
         assert!(ok(&["produce", "-t", "x", "-n", "10", "--create"]).is_err());
@@ -352,7 +390,12 @@ mod tests {
         let cli = parse(&["consume", "-t", "x", "-d", "5s", "--fetch-max-bytes", "0"]).unwrap();
         match cli.command {
             Command::Consume(c) => assert!(c.validate().is_err()),
-            Command::Produce(_) => unreachable!(),
+            _ => unreachable!(),
+        }
+        let cli = parse(&["create-topic", "-t", "x", "-p", "0"]).unwrap();
+        match cli.command {
+            Command::CreateTopic(c) => assert!(c.validate().is_err()),
+            _ => unreachable!(),
         }
     }
 

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     let validation = match &cli.command {
         Command::Produce(a) => a.validate(),
         Command::Consume(a) => a.validate(),
+        Command::CreateTopic(a) => a.validate(),
     };
     if let Err(msg) = validation {
         eprintln!("error: {msg}");
@@ -57,8 +58,36 @@ fn main() -> ExitCode {
                 Ok(r) => finish(&r, a.common.json, r.failed(), r.table()),
                 Err(e) => fail(e),
             },
+            Command::CreateTopic(a) => match create_topic(a).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            },
         }
     })
+}
+
+async fn create_topic(a: &cli::CreateTopicArgs) -> anyhow::Result<()> {
+    let mut conn = conn::Connection::connect(&a.bootstrap, "loadgen", a.request_timeout).await?;
+    let versions = cluster::api_versions(&mut conn).await?;
+    cluster::create_topic(
+        &mut conn,
+        &versions,
+        &a.topic,
+        a.partitions,
+        a.replication_factor,
+    )
+    .await?;
+    let layout =
+        cluster::wait_for_layout(&mut conn, &versions, &a.topic, a.request_timeout).await?;
+    if layout.leaders.len() != a.partitions as usize {
+        anyhow::bail!(
+            "topic '{}' exists with {} partitions, not {}",
+            a.topic,
+            layout.leaders.len(),
+            a.partitions
+        );
+    }
+    Ok(())
 }
 
 fn finish(report: &impl Serialize, json: bool, failed: bool, table: String) -> ExitCode {
