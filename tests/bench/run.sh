@@ -199,6 +199,10 @@ LATENCY_ROWS=()
 RDKAFKA_ROWS=()
 BEST_1K_8P_MSGS=""
 
+num_or() { # value fallback -> value rounded to a whole number, or the fallback when empty
+    if [[ -n "$1" ]]; then printf '%.0f' "$1"; else printf '%s' "$2"; fi
+}
+
 pct() { # value limit -> "NN%" or "n/a"
     awk -v v="$1" -v l="$2" 'BEGIN { if (l + 0 > 0 && v != "") printf "%.0f%%", 100 * v / l; else printf "n/a" }'
 }
@@ -225,6 +229,9 @@ loadgen_json() {
     fi
 }
 
+# jq helpers for table cells: milliseconds with 2 decimals, "-" when absent.
+JQ_DEFS='def ms(x): if x == null then "-" else (x * 100 | round / 100) end; '
+
 errors_of() { jq -r '(.errors | to_entries | map("\(.key): \(.value)") | join(", ")) as $e | if $e == "" then "0" else $e end' <<<"$1"; }
 
 run_loadgen_matrix() {
@@ -240,7 +247,7 @@ run_loadgen_matrix() {
                 p=$JSON
                 LOADGEN_ROWS+=("$(jq -r --arg pct "$(pct "$(jq -r .mb_per_sec <<<"$p")" "$limit")" \
                     --arg err "$(errors_of "$p")" --arg s "$size" --arg pa "$parts" --arg a "$acks" \
-                    '"| produce | \($s) B | \($pa) | \($a) | \(.messages) | \(.msgs_per_sec | floor) | \(.mb_per_sec * 10 | round / 10) | \(.p50_ms // "-") | \(.p99_ms // "-") | \(.p999_ms // "-") | \($pct) | \($err) |"' <<<"$p")")
+                    "$JQ_DEFS"'"| produce | \($s) B | \($pa) | \($a) | \(.messages) | \(.msgs_per_sec | floor) | \(.mb_per_sec * 10 | round / 10) | \(ms(.p50_ms)) | \(ms(.p99_ms)) | \(ms(.p999_ms)) | \($pct) | \($err) |"' <<<"$p")")
                 if [[ $size == 1024 && $parts == 8 && $acks == 1 ]]; then
                     BEST_1K_8P_MSGS=$(jq -r '.msgs_per_sec | floor' <<<"$p")
                 fi
@@ -252,7 +259,7 @@ run_loadgen_matrix() {
                     c=$JSON
                     LOADGEN_ROWS+=("$(jq -r --arg pct "$(pct "$(jq -r .mb_per_sec <<<"$c")" "$LOOPBACK_MBS")" \
                         --arg err "$(errors_of "$c")" --arg s "$size" --arg pa "$parts" --arg a "$acks" \
-                        '"| consume | \($s) B | \($pa) | \($a) | \(.messages) | \(.msgs_per_sec | floor) | \(.mb_per_sec * 10 | round / 10) | - | - | - | \($pct) | \($err) |"' <<<"$c")")
+                        "$JQ_DEFS"'"| consume | \($s) B | \($pa) | \($a) | \(.messages) | \(.msgs_per_sec | floor) | \(.mb_per_sec * 10 | round / 10) | - | - | - | \($pct) | \($err) |"' <<<"$c")")
                 fi
             done
         done
@@ -266,7 +273,7 @@ run_latency() {
         --size 1024 --acks all --rate "$rate" --duration "${SECONDS_PER_RUN}s"
     p=$JSON
     LATENCY_ROWS+=("$(jq -r --arg err "$(errors_of "$p")" \
-        '"| 1 KiB, 8 partitions, acks=all | 20 | \(.mb_per_sec * 10 | round / 10) | \(.p50_ms) | \(.p99_ms) | \(.p999_ms) | \(.max_ms) | \($err) |"' <<<"$p")")
+        "$JQ_DEFS"'"| 1 KiB, 8 partitions, acks=all | 20 | \(.mb_per_sec * 10 | round / 10) | \(ms(.p50_ms)) | \(ms(.p99_ms)) | \(ms(.p999_ms)) | \(ms(.max_ms)) | \($err) |"' <<<"$p")")
 }
 
 # Parses the last summary line of rdkafka_performance into "messages bytes ms".
@@ -338,9 +345,9 @@ Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown). MB = 2^20 byt
 
 | what | MB/s |
 | --- | ---: |
-| loopback TCP (iperf3, 1 stream, 5 s) | ${LOOPBACK_MBS:+$(printf '%.0f' "$LOOPBACK_MBS")}${LOOPBACK_MBS:-not measured} |
-| sequential write to the data disk (dd 1 GiB, fdatasync) | ${DISK_MBS:-not measured} |
-| produce ceiling = min(loopback, disk) | ${limit:+$(printf '%.0f' "$limit")}${limit:-n/a} |
+| loopback TCP (iperf3, 1 stream, 5 s) | $(num_or "$LOOPBACK_MBS" "not measured") |
+| sequential write to the data disk (dd 1 GiB, fdatasync) | $(num_or "$DISK_MBS" "not measured") |
+| produce ceiling = min(loopback, disk) | $(num_or "$limit" "n/a") |
 
 ### loadgen (1 producer / 1 consumer, linger 5 ms, batch 16 KiB, max in flight 5)
 
