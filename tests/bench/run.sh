@@ -17,6 +17,11 @@
 # Everything it builds or writes lives under the git-ignored tests/.work/.
 set -euo pipefail
 
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    exit 0
+fi
+
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 WORK="$ROOT/tests/.work/bench"
@@ -230,7 +235,8 @@ loadgen_json() {
 }
 
 # jq helpers for table cells: milliseconds with 2 decimals, "-" when absent.
-JQ_DEFS='def ms(x): if x == null then "-" else (x * 100 | round / 100) end; '
+JQ_DEFS='def ms(x): if x == null then "-" else (x * 100 | round / 100) end;
+  def cpu(x): if x == null then "-" else "\(x | round)%" end; '
 
 errors_of() { jq -r '(.errors | to_entries | map("\(.key): \(.value)") | join(", ")) as $e | if $e == "" then "0" else $e end' <<<"$1"; }
 
@@ -247,7 +253,7 @@ run_loadgen_matrix() {
                 p=$JSON
                 LOADGEN_ROWS+=("$(jq -r --arg pct "$(pct "$(jq -r .mb_per_sec <<<"$p")" "$limit")" \
                     --arg err "$(errors_of "$p")" --arg s "$size" --arg pa "$parts" --arg a "$acks" \
-                    "$JQ_DEFS"'"| produce | \($s) B | \($pa) | \($a) | \(.messages) | \(.msgs_per_sec | floor) | \(.mb_per_sec * 10 | round / 10) | \(ms(.p50_ms)) | \(ms(.p99_ms)) | \(ms(.p999_ms)) | \($pct) | \($err) |"' <<<"$p")")
+                    "$JQ_DEFS"'"| produce | \($s) B | \($pa) | \($a) | \(.messages) | \(.msgs_per_sec | floor) | \(.mb_per_sec * 10 | round / 10) | \(ms(.p50_ms)) | \(ms(.p99_ms)) | \(ms(.p999_ms)) | \($pct) | \(cpu(.client_cpu_pct)) | \($err) |"' <<<"$p")")
                 if [[ $size == 1024 && $parts == 8 && $acks == 1 ]]; then
                     BEST_1K_8P_MSGS=$(jq -r '.msgs_per_sec | floor' <<<"$p")
                 fi
@@ -259,7 +265,7 @@ run_loadgen_matrix() {
                     c=$JSON
                     LOADGEN_ROWS+=("$(jq -r --arg pct "$(pct "$(jq -r .mb_per_sec <<<"$c")" "$LOOPBACK_MBS")" \
                         --arg err "$(errors_of "$c")" --arg s "$size" --arg pa "$parts" --arg a "$acks" \
-                        "$JQ_DEFS"'"| consume | \($s) B | \($pa) | \($a) | \(.messages) | \(.msgs_per_sec | floor) | \(.mb_per_sec * 10 | round / 10) | - | - | - | \($pct) | \($err) |"' <<<"$c")")
+                        "$JQ_DEFS"'"| consume | \($s) B | \($pa) | \($a) | \(.messages) | \(.msgs_per_sec | floor) | \(.mb_per_sec * 10 | round / 10) | - | - | - | \($pct) | \(cpu(.client_cpu_pct)) | \($err) |"' <<<"$c")")
                 fi
             done
         done
@@ -352,9 +358,10 @@ Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown). MB = 2^20 byt
 ### loadgen (1 producer / 1 consumer, linger 5 ms, batch 16 KiB, max in flight 5)
 
 % of limit: produce rows against min(loopback, disk), consume rows against loopback.
+loadgen CPU: the load generator's own CPU time over the run, in % of one core (the broker has the rest of the 2 cores).
 
-| mode | size | partitions | acks | messages | msgs/s | MB/s | p50 ms | p99 ms | p99.9 ms | % of limit | errors |
-| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+| mode | size | partitions | acks | messages | msgs/s | MB/s | p50 ms | p99 ms | p99.9 ms | % of limit | loadgen CPU | errors |
+| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
 EOF
     printf '%s\n' "${LOADGEN_ROWS[@]}"
     cat <<EOF

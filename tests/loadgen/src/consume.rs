@@ -19,7 +19,7 @@ use crate::batch_header::{batch_ranges, scan};
 use crate::cli::ConsumeArgs;
 use crate::cluster::{self, error_name, topic_name};
 use crate::conn::Connection;
-use crate::report::{ConsumeReport, MB};
+use crate::report::{cpu_pct, ConsumeReport, MB};
 
 struct FetchPlan {
     topic: String,
@@ -91,6 +91,7 @@ pub async fn run(args: &ConsumeArgs) -> Result<ConsumeReport> {
     }
 
     let start = Instant::now();
+    let cpu_before = crate::cpu::process_cpu_time();
     let plan = Arc::new(FetchPlan {
         topic: c.topic.clone(),
         topic_id: layout.topic_id,
@@ -136,6 +137,7 @@ pub async fn run(args: &ConsumeArgs) -> Result<ConsumeReport> {
         .map_or(0.0, |t| t.saturating_duration_since(start).as_secs_f64());
     let per_sec = |x: f64| if seconds > 0.0 { x / seconds } else { 0.0 };
     let mb = total.bytes as f64 / MB;
+    let wall = start.elapsed().as_secs_f64();
     Ok(ConsumeReport {
         mode: "consume",
         topic: c.topic.clone(),
@@ -149,6 +151,7 @@ pub async fn run(args: &ConsumeArgs) -> Result<ConsumeReport> {
         fetches: total.fetches,
         errors: total.errors,
         error_detail: total.detail,
+        client_cpu_pct: cpu_pct(cpu_before, crate::cpu::process_cpu_time(), wall),
     })
 }
 

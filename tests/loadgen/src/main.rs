@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod conn;
 mod consume;
+mod cpu;
 mod histogram;
 mod payload;
 mod produce;

@@ -29,7 +29,7 @@ use crate::conn::Connection;
 use crate::histogram::Histogram;
 use crate::payload::Payloads;
 use crate::rate::RateLimiter;
-use crate::report::ProduceReport;
+use crate::report::{cpu_pct, ProduceReport};
 use crate::wire::{decode_response, encode_request, FrameReader};
 
 /// Settings every producer task shares.
@@ -140,6 +140,7 @@ pub async fn run(args: &ProduceArgs) -> Result<ProduceReport> {
     }
 
     let start = Instant::now();
+    let cpu_before = crate::cpu::process_cpu_time();
     let deadline = c.duration.map(|d| start + d);
     let per_task_rate = args.rate as f64 / args.producers as f64;
     let quotas = split_quota(c.messages, args.producers);
@@ -170,7 +171,8 @@ pub async fn run(args: &ProduceArgs) -> Result<ProduceReport> {
     }
     let end = total.last_ack.unwrap_or_else(Instant::now);
     let seconds = end.saturating_duration_since(start).as_secs_f64();
-    Ok(ProduceReport::new(
+    let wall = start.elapsed().as_secs_f64();
+    let mut report = ProduceReport::new(
         &c.topic,
         args.size,
         partitions.len(),
@@ -181,7 +183,9 @@ pub async fn run(args: &ProduceArgs) -> Result<ProduceReport> {
         seconds,
         total.errors,
         total.detail,
-    ))
+    );
+    report.client_cpu_pct = cpu_pct(cpu_before, crate::cpu::process_cpu_time(), wall);
+    Ok(report)
 }
 
 /// Partitions 0..n-1 of the topic (all when n == 0).

@@ -34,6 +34,8 @@ pub struct ProduceReport {
     /// Failed records by error name (Kafka error code, or "io" for connection failures).
     pub errors: BTreeMap<String, u64>,
     pub error_detail: Option<String>,
+    /// CPU time loadgen itself used, as a percentage of one core over `seconds`.
+    pub client_cpu_pct: Option<f64>,
 }
 
 impl ProduceReport {
@@ -78,6 +80,7 @@ impl ProduceReport {
             mean_ms: hist.mean() / 1000.0,
             errors,
             error_detail,
+            client_cpu_pct: None,
         }
     }
 
@@ -107,6 +110,7 @@ impl ProduceReport {
             self.topic, self.size, self.partitions, self.acks, self.compression, self.producers
         );
         out.push_str(&render(&head, &row));
+        out.push_str(&cpu_line(self.client_cpu_pct));
         if let Some(d) = &self.error_detail {
             out.push_str(&format!("error: {d}\n"));
         }
@@ -130,6 +134,8 @@ pub struct ConsumeReport {
     pub fetches: u64,
     pub errors: BTreeMap<String, u64>,
     pub error_detail: Option<String>,
+    /// CPU time loadgen itself used, as a percentage of one core over `seconds`.
+    pub client_cpu_pct: Option<f64>,
 }
 
 impl ConsumeReport {
@@ -159,11 +165,27 @@ impl ConsumeReport {
                 .unwrap_or_default()
         );
         out.push_str(&render(&head, &row));
+        out.push_str(&cpu_line(self.client_cpu_pct));
         if let Some(d) = &self.error_detail {
             out.push_str(&format!("error: {d}\n"));
         }
         out
     }
+}
+
+fn cpu_line(pct: Option<f64>) -> String {
+    pct.map(|p| format!("loadgen CPU: {p:.0}% of one core\n"))
+        .unwrap_or_default()
+}
+
+/// CPU used between two process CPU readings, as a percentage of one core.
+pub fn cpu_pct(
+    before: Option<std::time::Duration>,
+    after: Option<std::time::Duration>,
+    seconds: f64,
+) -> Option<f64> {
+    let used = after?.checked_sub(before?)?;
+    (seconds > 0.0).then(|| 100.0 * used.as_secs_f64() / seconds)
 }
 
 fn errors_cell(errors: &BTreeMap<String, u64>) -> String {
@@ -227,6 +249,22 @@ mod tests {
         assert!(t.contains("p99.9 ms"), "{t}");
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.contains("\"mb_per_sec\":0.5"), "{json}");
+    }
+
+    #[test]
+    fn cpu_percentage() {
+        use std::time::Duration;
+        let pct = cpu_pct(
+            Some(Duration::from_secs(1)),
+            Some(Duration::from_secs(2)),
+            4.0,
+        );
+        assert_eq!(pct, Some(25.0));
+        assert_eq!(cpu_pct(None, Some(Duration::ZERO), 1.0), None);
+        assert_eq!(
+            cpu_pct(Some(Duration::ZERO), Some(Duration::ZERO), 0.0),
+            None
+        );
     }
 
     #[test]
