@@ -249,7 +249,7 @@ run_loadgen_matrix() {
                 topic="bench-$RUN_ID-s$size-p$parts-a$acks"
                 log "loadgen produce size=$size partitions=$parts acks=$acks (${SECONDS_PER_RUN}s)"
                 loadgen_json produce --bootstrap "$BOOTSTRAP" --topic "$topic" --create \
-                    --partitions "$parts" --size "$size" --acks "$acks" --duration "${SECONDS_PER_RUN}s"
+                    --replication-factor 1 --partitions "$parts" --size "$size" --acks "$acks" --duration "${SECONDS_PER_RUN}s"
                 p=$JSON
                 LOADGEN_ROWS+=("$(jq -r --arg pct "$(pct "$(jq -r .mb_per_sec <<<"$p")" "$limit")" \
                     --arg err "$(errors_of "$p")" --arg s "$size" --arg pa "$parts" --arg a "$acks" \
@@ -276,7 +276,7 @@ run_latency() {
     local rate=$((20 * 1048576 / 1024)) topic="bench-$RUN_ID-latency" p
     log "loadgen latency run: 1 KiB at 20 MB/s, acks=all"
     loadgen_json produce --bootstrap "$BOOTSTRAP" --topic "$topic" --create --partitions 8 \
-        --size 1024 --acks all --rate "$rate" --duration "${SECONDS_PER_RUN}s"
+        --replication-factor 1 --size 1024 --acks all --rate "$rate" --duration "${SECONDS_PER_RUN}s"
     p=$JSON
     LATENCY_ROWS+=("$(jq -r --arg err "$(errors_of "$p")" \
         "$JQ_DEFS"'"| 1 KiB, 8 partitions, acks=all | 20 | \(.mb_per_sec * 10 | round / 10) | \(ms(.p50_ms)) | \(ms(.p99_ms)) | \(ms(.p999_ms)) | \(ms(.max_ms)) | \($err) |"' <<<"$p")")
@@ -321,7 +321,8 @@ run_rdkafka() {
     for i in $(seq 0 7); do parts+=(-p "$i"); done
     for acks in 1 all; do
         topic="bench-$RUN_ID-rdkafka-a$acks"
-        run_logged "$LOADGEN" create-topic --bootstrap "$BOOTSTRAP" --topic "$topic" --partitions 8 ||
+        run_logged "$LOADGEN" create-topic --bootstrap "$BOOTSTRAP" --topic "$topic" --partitions 8 \
+            --replication-factor 1 ||
             die "could not create $topic"
         log "rdkafka_performance produce $n x 1 KiB, 8 partitions, acks=$acks"
         local ack_val=1
@@ -345,6 +346,7 @@ report() {
 ## Benchmark results ($(date -u '+%Y-%m-%d %H:%M UTC'))
 
 Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, $(uname -sr)); broker and load generator share it; all traffic on loopback.
+One broker, topics with replication factor 1 (so acks=all waits for the same single replica as acks=1).
 Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown). MB = 2^20 bytes. Each produce run lasts ${SECONDS_PER_RUN} s; each consume reads what that run produced.
 
 ### Machine limits

@@ -54,7 +54,9 @@ impl Histogram {
         let rel = idx - 2 * SUB;
         let shift = rel / SUB + 1;
         let mantissa = rel % SUB + SUB;
-        ((mantissa + 1) << shift) - 1
+        // u128 so the top bucket (values near u64::MAX) cannot overflow.
+        let top = ((mantissa as u128 + 1) << shift) - 1;
+        top.min(u64::MAX as u128) as u64
     }
 
     /// Records `n` occurrences of value `v`.
