@@ -9,6 +9,8 @@
 # Environment knobs (all optional):
 #   BENCH_SECONDS=10        length of each produce run (the consume reads what was produced)
 #   BENCH_BOOTSTRAP=h:p     bench an already running broker instead of starting one
+#   BENCH_PRODUCE_ARGS=".."  extra loadgen produce flags for the matrix, e.g.
+#                           "--batch-size 262144" (default: Kafka's producer defaults)
 #   BENCH_PORT_BASE=19090   ports used for the started broker: +2 clients, +3 controller, +80 admin
 #   BENCH_SKIP_BUILD=1      use the existing target/release binaries
 #   BENCH_SKIP_RDKAFKA=1    skip the rdkafka_performance part
@@ -27,6 +29,7 @@ cd "$ROOT"
 WORK="$ROOT/tests/.work/bench"
 OUT=${1:-tests/.work/bench-results.md}
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+read -r -a PRODUCE_EXTRA <<<"${BENCH_PRODUCE_ARGS:-}"
 PORT_BASE=${BENCH_PORT_BASE:-19090}
 PORT=$((PORT_BASE + 2))
 CONTROLLER_PORT=$((PORT_BASE + 3))
@@ -249,7 +252,8 @@ run_loadgen_matrix() {
                 topic="bench-$RUN_ID-s$size-p$parts-a$acks"
                 log "loadgen produce size=$size partitions=$parts acks=$acks (${SECONDS_PER_RUN}s)"
                 loadgen_json produce --bootstrap "$BOOTSTRAP" --topic "$topic" --create \
-                    --replication-factor 1 --partitions "$parts" --size "$size" --acks "$acks" --duration "${SECONDS_PER_RUN}s"
+                    --replication-factor 1 --partitions "$parts" --size "$size" --acks "$acks" \
+                    --duration "${SECONDS_PER_RUN}s" ${PRODUCE_EXTRA[@]+"${PRODUCE_EXTRA[@]}"}
                 p=$JSON
                 LOADGEN_ROWS+=("$(jq -r --arg pct "$(pct "$(jq -r .mb_per_sec <<<"$p")" "$limit")" \
                     --arg err "$(errors_of "$p")" --arg s "$size" --arg pa "$parts" --arg a "$acks" \
@@ -357,7 +361,7 @@ Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown). MB = 2^20 byt
 | sequential write to the data disk (dd 1 GiB, fdatasync) | $(num_or "$DISK_MBS" "not measured") |
 | produce ceiling = min(loopback, disk) | $(num_or "$limit" "n/a") |
 
-### loadgen (1 producer / 1 consumer, linger 5 ms, batch 16 KiB, max in flight 5)
+### loadgen (1 producer / 1 consumer; producer settings: ${BENCH_PRODUCE_ARGS:-Kafka defaults: batch 16 KiB, linger 5 ms, max in flight 5})
 
 % of limit: produce rows against min(loopback, disk), consume rows against loopback.
 loadgen CPU: the load generator's own CPU time over the run, in % of one core (the broker has the rest of the 2 cores).
