@@ -16,7 +16,11 @@ use kafka_protocol::records::Compression;
                   kafka-consumer-perf-test. It speaks the Kafka protocol directly over TCP \
                   (no librdkafka), so its own CPU cost stays small when it shares a machine \
                   with the broker.\n\nExit status: 0 on success, 1 when any request failed \
-                  or a broker answered with an error code, 2 on bad arguments."
+                  or a broker answered with an error code, 2 on bad arguments.",
+    after_help = "Examples:\n  \
+        loadgen produce -t bench --create -p 8 --duration 30s --size 1024 --acks all\n  \
+        loadgen consume -t bench --messages 1000000 --json\n  \
+        loadgen produce -t lat --create -p 8 -d 15s --rate 20480 --acks all   # 20 MB/s of 1 KiB"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -73,7 +77,7 @@ pub struct CommonArgs {
     #[arg(long, short = 't')]
     pub topic: String,
 
-    /// Stop after this many records (in total, over all producers).
+    /// Stop after this many records in total (over all producers, or all partitions).
     #[arg(long, short = 'n', required_unless_present = "duration")]
     pub messages: Option<u64>,
 
@@ -174,7 +178,7 @@ pub struct ConsumeArgs {
     #[arg(long)]
     pub verify: bool,
 
-    /// Stop with an error when no record arrived for this long.
+    /// Stop when no record arrived for this long (an error unless --messages was reached).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 }
