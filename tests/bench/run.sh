@@ -122,7 +122,10 @@ build_rdkafka_performance() {
         if [[ -z "$src" ]]; then
             enable_deb_src
             if [[ $APT_UPDATED == 0 ]]; then apt-get update -qq >/dev/null; fi
-            apt-get source -qq librdkafka >/dev/null 2>&1 || die "apt-get source librdkafka failed"
+            # A source index older than the sources list needs one more update.
+            apt-get source -qq librdkafka >/dev/null 2>&1 ||
+                { apt-get update -qq >/dev/null && apt-get source -qq librdkafka >/dev/null 2>&1; } ||
+                die "apt-get source librdkafka failed (is deb-src enabled in /etc/apt/sources.list.d?)"
         fi
         src=$(find . -maxdepth 1 -type d -name 'librdkafka-*' | head -n1)
         [[ -n "$src" ]] || die "apt-get source left no librdkafka-* directory"
@@ -150,7 +153,8 @@ measure_loopback() {
     json=$(run_logged iperf3 -c 127.0.0.1 -p "$port" -t 5 -J) || die "iperf3 client failed"
     wait "$IPERF_PID" 2>/dev/null || true
     IPERF_PID=""
-    LOOPBACK_MBS=$(jq -r '.end.sum_received.bits_per_second / 8 / 1048576' <<<"$json")
+    LOOPBACK_MBS=$(jq -er '.end.sum_received.bits_per_second / 8 / 1048576' <<<"$json") ||
+        die "iperf3 gave no result: $(jq -r '.error // "unknown error"' <<<"$json")"
 }
 
 measure_disk() {
@@ -382,6 +386,12 @@ EOF
         cat <<EOF
 
 ### rdkafka_performance (librdkafka $(dpkg-query -W -f='${Version}' librdkafka-dev 2>/dev/null || echo '?'), default producer settings)
+
+Built from \`examples/rdkafka_performance.c\` of Debian's librdkafka source package
+(\`apt-get source librdkafka\`, \`./configure\` for its internal headers, then
+\`gcc -O2 -I src examples/rdkafka_performance.c -lrdkafka -lm -lpthread\`). MB/s is
+recomputed from its summary line in 2^20 bytes (it prints 10^6); produce counts
+delivered records only.
 
 | mode | size | partitions | acks | messages | msgs/s | MB/s | % of limit | errors |
 | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |
