@@ -371,6 +371,59 @@ impl Tail {
     }
 }
 
+/// Writes every part, in order, at `offset`, with as few `pwritev` calls as
+/// the kernel allows (it may write less than asked; the rest is retried).
+fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut offset: u64) -> io::Result<()> {
+    const MAX_IOVECS: usize = 1024;
+    let mut pending: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    let mut first = 0;
+    while first < pending.len() {
+        let chunk = &pending[first..pending.len().min(first + MAX_IOVECS)];
+        let iovecs: Vec<libc::iovec> = chunk
+            .iter()
+            .map(|p| libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            })
+            .collect();
+        // SAFETY: every iovec points into a live borrowed slice of its stated length.
+        let written = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                iovecs.as_ptr(),
+                iovecs.len() as libc::c_int,
+                offset as libc::off_t,
+            )
+        };
+        if written < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        if written == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "pwritev wrote nothing",
+            ));
+        }
+        offset += written as u64;
+        let mut left = written as usize;
+        while left > 0 {
+            let part = pending[first];
+            if left >= part.len() {
+                left -= part.len();
+                first += 1;
+            } else {
+                pending[first] = &part[left..];
+                left = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,57 +501,4 @@ mod tests {
         assert_eq!(first, Some(30));
         assert!(pos > 0);
     }
-}
-
-/// Writes every part, in order, at `offset`, with as few `pwritev` calls as
-/// the kernel allows (it may write less than asked; the rest is retried).
-fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut offset: u64) -> io::Result<()> {
-    const MAX_IOVECS: usize = 1024;
-    let mut pending: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
-    let mut first = 0;
-    while first < pending.len() {
-        let chunk = &pending[first..pending.len().min(first + MAX_IOVECS)];
-        let iovecs: Vec<libc::iovec> = chunk
-            .iter()
-            .map(|p| libc::iovec {
-                iov_base: p.as_ptr() as *mut libc::c_void,
-                iov_len: p.len(),
-            })
-            .collect();
-        // SAFETY: every iovec points into a live borrowed slice of its stated length.
-        let written = unsafe {
-            libc::pwritev(
-                file.as_raw_fd(),
-                iovecs.as_ptr(),
-                iovecs.len() as libc::c_int,
-                offset as libc::off_t,
-            )
-        };
-        if written < 0 {
-            let error = io::Error::last_os_error();
-            if error.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(error);
-        }
-        if written == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "pwritev wrote nothing",
-            ));
-        }
-        offset += written as u64;
-        let mut left = written as usize;
-        while left > 0 {
-            let part = pending[first];
-            if left >= part.len() {
-                left -= part.len();
-                first += 1;
-            } else {
-                pending[first] = &part[left..];
-                left = 0;
-            }
-        }
-    }
-    Ok(())
 }
