@@ -160,10 +160,15 @@ impl Default for BrokerPool {
 pub struct Storage {
     /// Requested size, a Kubernetes quantity such as `10Gi`.
     #[serde(default = "default_storage_size")]
-    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"))]
+    #[schemars(
+        regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"),
+        length(max = 32)
+    )]
     pub size: String,
     /// StorageClass of the claims; the cluster default when unset.
+    // Bounded lengths keep the CEL cost estimate of the immutability rule small.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub storage_class_name: Option<String>,
 }
 
@@ -252,6 +257,7 @@ pub struct ExternalAccess {
     /// Host advertised to external clients; `{ordinal}` is replaced by the broker's pod ordinal.
     #[x_kube(validation = Rule::new("self.contains('{ordinal}')")
         .message("advertisedHostTemplate must contain {ordinal} so that every broker is distinct"))]
+    #[schemars(length(min = 1, max = 253))]
     pub advertised_host_template: String,
     /// NodePort of broker 0; broker N uses nodePortBase + N.
     #[serde(default, skip_serializing_if = "Option::is_none")]
