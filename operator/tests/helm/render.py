@@ -24,7 +24,7 @@ def render(values: dict | None = None, namespace: str = NAMESPACE) -> dict[str, 
 
 
 # Apply order: what others depend on comes first.
-KIND_ORDER = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment"]
+KIND_ORDER = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment", "PodDisruptionBudget"]
 
 
 def bundle() -> str:

@@ -117,6 +117,13 @@ def test_deployment_is_hardened_and_configurable():
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 
+def test_pdb_only_with_a_standby():
+    pdb = by_kind(objects(), "PodDisruptionBudget")
+    assert [p["spec"]["minAvailable"] for p in pdb] == [1]
+    assert pdb[0]["spec"]["selector"]["matchLabels"] == by_kind(objects(), "Deployment")[0]["spec"]["selector"]["matchLabels"]
+    assert not by_kind(objects({"replicas": 1}), "PodDisruptionBudget")
+
+
 def test_image_tag_defaults_to_app_version():
     dep = by_kind(objects(), "Deployment")[0]
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "kafka-operator:0.1.0"
