@@ -105,20 +105,24 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     result
 }
 
-/// The admin API being unreachable stalls scaling and restarts; say so in status and events
-/// rather than only in the operator's log. Best effort: the reconcile error stands anyway.
+/// A failing admin API stalls scaling and restarts; say so in status and events rather than
+/// only in the operator's log. Best effort: the reconcile error stands anyway.
 async fn report_admin_api_failure(kc: &KafkaCluster, ctx: &Context, error: &BrokerApiError) {
     let Ok(names) = names_of(kc) else { return };
+    let reason = match error {
+        BrokerApiError::Transport { .. } => "AdminApiUnavailable",
+        // The brokers answered but refused or sent something unreadable.
+        BrokerApiError::Status { .. } | BrokerApiError::Decode { .. } => "AdminApiError",
+    };
     let message = error.to_string();
-    ctx.event(kc, EventType::Warning, "AdminApiUnavailable", &message)
-        .await;
+    ctx.event(kc, EventType::Warning, reason, &message).await;
     let old = kc.status.clone().unwrap_or_default();
     let degraded = condition(
         &old,
         kc.meta().generation,
         "Degraded",
         true,
-        "AdminApiUnavailable",
+        reason,
         &message,
     );
     let status =

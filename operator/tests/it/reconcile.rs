@@ -655,3 +655,27 @@ async fn an_outdated_broker_that_is_down_is_restarted_without_checks() {
         "no safety check or demotion for a pod that is down"
     );
 }
+
+#[tokio::test]
+async fn admin_api_errors_are_told_apart_from_unreachability() {
+    let (api, broker, ctx) = running(4, &[("orders", 3)], json!({})).await;
+    broker.state.lock().unwrap().cluster_view_fails = true;
+    api.edit_spec(json!({"brokers": {"replicas": 3}}));
+    reconcile(api.cluster(), ctx).await.unwrap_err();
+    let status = api.get(KC_PATH).unwrap()["status"].clone();
+    let degraded = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .unwrap()
+        .clone();
+    assert_eq!(degraded["reason"], "AdminApiError");
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .contains("no active controller"),
+        "{degraded}"
+    );
+}

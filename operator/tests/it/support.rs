@@ -378,6 +378,8 @@ pub struct BrokerSide {
     pub calls: Vec<String>,
     /// When set, the cluster view is unreachable.
     pub unreachable: bool,
+    /// When set, the cluster view answers 503.
+    pub cluster_view_fails: bool,
 }
 
 impl FakeBroker {
@@ -437,6 +439,13 @@ impl BrokerAdmin for FakeBroker {
             Err(BrokerApiError::Transport {
                 url: "http://admin.test/admin/v1/cluster".into(),
                 message: "connection refused".into(),
+            })
+        } else if s.cluster_view_fails {
+            Err(BrokerApiError::Status {
+                method: "GET".into(),
+                url: "http://admin.test/admin/v1/cluster".into(),
+                status: 503,
+                body: "{\"error\":\"no active controller\"}".into(),
             })
         } else {
             Ok(ClusterView {
