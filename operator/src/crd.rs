@@ -24,6 +24,11 @@ use crate::scaling::Operation;
     namespaced,
     shortname = "kc",
     status = "KafkaClusterStatus",
+    // `kubectl scale kafkacluster/NAME --replicas=N` sets the broker count.
+    scale(
+        spec_replicas_path = ".spec.brokers.replicas",
+        status_replicas_path = ".status.brokers.replicas"
+    ),
     doc = "A Kafka-compatible cluster in KRaft mode with separate controller and broker pools",
     printcolumn(
         name = "Controllers",
@@ -459,6 +464,10 @@ mod tests {
         assert_eq!(crd["spec"]["scope"], "Namespaced");
         let v = &crd["spec"]["versions"][0];
         assert!(v["subresources"]["status"].is_object());
+        assert_eq!(
+            v["subresources"]["scale"]["specReplicasPath"],
+            ".spec.brokers.replicas"
+        );
         let cols: Vec<&str> = v["additionalPrinterColumns"]
             .as_array()
             .unwrap()
