@@ -48,8 +48,19 @@ async fn main() -> anyhow::Result<()> {
 fn render(file: Option<&String>, cluster_id: Option<&String>) -> anyhow::Result<()> {
     let file = file.context("usage: operator render FILE [CLUSTER_ID]")?;
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
-    let mut kc: KafkaCluster =
-        serde_yaml::from_str(&text).with_context(|| format!("parsing {file}"))?;
+    let id = cluster_id
+        .cloned()
+        .unwrap_or_else(operator::config::new_cluster_id);
+    print!(
+        "{}",
+        render_text(&text, &id).with_context(|| format!("rendering {file}"))?
+    );
+    Ok(())
+}
+
+/// The desired objects of a KafkaCluster manifest as YAML; refuses specs that cannot work.
+fn render_text(manifest: &str, cluster_id: &str) -> anyhow::Result<String> {
+    let mut kc: KafkaCluster = serde_yaml::from_str(manifest)?;
     kc.metadata
         .namespace
         .get_or_insert_with(|| "default".into());
@@ -59,15 +70,10 @@ fn render(file: Option<&String>, cluster_id: Option<&String>) -> anyhow::Result<
         "invalid KafkaCluster: {}",
         problems.join("; ")
     );
-    let id = cluster_id
-        .cloned()
-        .unwrap_or_else(operator::config::new_cluster_id);
-    let input = operator::resources::BuildInput::new(&kc, &id, kc.spec.brokers.replicas);
-    print!(
-        "{}",
-        operator::resources::to_yaml(&operator::resources::desired(&input))?
-    );
-    Ok(())
+    let input = operator::resources::BuildInput::new(&kc, cluster_id, kc.spec.brokers.replicas);
+    Ok(operator::resources::to_yaml(
+        &operator::resources::desired(&input),
+    )?)
 }
 
 /// `WATCH_NAMESPACES` is a comma-separated list; empty means every namespace.
@@ -172,7 +178,20 @@ async fn run() -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::watch_scopes;
+    use super::{render_text, watch_scopes};
+
+    #[test]
+    fn render_prints_the_objects_or_the_problems() {
+        let manifest = "apiVersion: streaming.example.dev/v1alpha1\nkind: KafkaCluster\n\
+                        metadata: {name: demo}\nspec: {image: b:1}\n";
+        let yaml = render_text(manifest, "fixed-id").unwrap();
+        assert!(yaml.contains("demo-broker-2.properties"));
+        assert!(yaml.contains("value: fixed-id"));
+        assert!(yaml.contains("namespace: default"));
+        let bad = manifest.replace("{image: b:1}", "{image: b:1, controllers: {replicas: 2}}");
+        let err = render_text(&bad, "x").unwrap_err().to_string();
+        assert!(err.contains("controllers.replicas is 2"), "{err}");
+    }
 
     #[test]
     fn watch_scopes_parse_a_list_or_mean_everything() {
