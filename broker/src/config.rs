@@ -413,13 +413,6 @@ impl BrokerConfig {
                 reason: "a broker needs a listener that is not a controller listener".into(),
             });
         }
-        if self.message_max_bytes > self.socket_request_max_bytes {
-            return Err(ConfigError::InvalidValue {
-                key: "message.max.bytes".into(),
-                value: self.message_max_bytes.to_string(),
-                reason: "must not exceed socket.request.max.bytes".into(),
-            });
-        }
         Ok(())
     }
 
@@ -661,8 +654,6 @@ mod tests {
         assert!(err.to_string().contains("process.roles"), "{err}");
         let err = load("process.roles=broker\nlisteners=nonsense\n").unwrap_err();
         assert!(err.to_string().contains("listeners"), "{err}");
-        let err = load("process.roles=broker\nmessage.max.bytes=200000000\n").unwrap_err();
-        assert!(err.to_string().contains("message.max.bytes"), "{err}");
     }
 
     #[test]
