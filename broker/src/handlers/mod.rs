@@ -200,11 +200,12 @@ pub async fn dispatch(
             version,
             r
         )),
-        ApiKey::OffsetCommit => route!(OffsetCommitRequest, |_, r| groups::offset_commit(
-            &state.groups,
-            version,
-            r
-        )),
+        ApiKey::OffsetCommit => route!(OffsetCommitRequest, |_, r| {
+            let image = state.image();
+            let exists =
+                move |topic: &str, partition: i32| image.partition(topic, partition).is_some();
+            groups::offset_commit(&state.groups, exists, version, r)
+        }),
         ApiKey::OffsetFetch => route!(OffsetFetchRequest, |_, r| groups::offset_fetch(
             &state.groups,
             version,
