@@ -43,6 +43,7 @@ const TOPIC_DEFAULT_KEYS: &[(&str, &str)] = &[
 /// refused here instead; a test feeds every key to the broker's own parser.
 pub const ALLOWED_KEYS: &[&str] = &[
     "auto.create.topics.enable",
+    "compression.type",
     "delete.topic.enable",
     "group.initial.rebalance.delay.ms",
     "group.max.session.timeout.ms",
