@@ -275,6 +275,8 @@ run_loadgen_matrix() {
                         --arg err "$(errors_of "$c")" --arg s "$size" --arg pa "$parts" --arg a "$acks" \
                         "$JQ_DEFS"'"| consume | \($s) B | \($pa) | \($a) | \(.messages) | \(.msgs_per_sec | floor) | \(.mb_per_sec * 10 | round / 10) | - | - | - | \($pct) | \(cpu(.client_cpu_pct)) | \($err) |"' <<<"$c")")
                 fi
+                # A 10 s run writes gigabytes: free the disk before the next one.
+                run_logged "$LOADGEN" delete-topic --bootstrap "$BOOTSTRAP" --topic "$topic"
             done
         done
     done
@@ -342,6 +344,7 @@ run_rdkafka() {
         run_logged timeout 300 "$RDKAFKA" -C -t "$topic" -b "$BOOTSTRAP" -o beginning -c "$n" -e \
             "${parts[@]}" >"$WORK/rdkafka-consume-$acks.log" 2>&1 || true
         rdkafka_row C "$acks" "$WORK/rdkafka-consume-$acks.log" "$LOOPBACK_MBS" "$n"
+        run_logged "$LOADGEN" delete-topic --bootstrap "$BOOTSTRAP" --topic "$topic"
     done
 }
 

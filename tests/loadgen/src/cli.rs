@@ -41,6 +41,23 @@ pub enum Command {
     /// Create a topic (an existing one is fine) and wait until every partition has a
     /// leader; for runs of other tools such as rdkafka_performance.
     CreateTopic(CreateTopicArgs),
+    /// Delete a topic (a missing one is fine), e.g. to free disk between bench runs.
+    DeleteTopic(DeleteTopicArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteTopicArgs {
+    /// Bootstrap broker, host:port.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+
+    /// Topic to delete.
+    #[arg(long, short = 't')]
+    pub topic: String,
+
+    /// Give up after this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Args)]

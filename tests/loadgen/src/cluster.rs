@@ -9,8 +9,8 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, ListOffsetsRequest,
-    MetadataRequest, MetadataResponse, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, DeleteTopicsRequest,
+    ListOffsetsRequest, MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
@@ -187,6 +187,24 @@ pub async fn create_topic(
                     .map(|m| format!(": {}", m.as_str()))
                     .unwrap_or_default()
             ),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the topic; a topic that does not exist is not an error.
+pub async fn delete_topic(conn: &mut Connection, versions: &Versions, topic: &str) -> Result<()> {
+    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    // v1-5 name topics directly; v6 switched to (name, id) pairs.
+    let v = versions.pick(ApiKey::DeleteTopics, 1, 5)?;
+    let mut req = DeleteTopicsRequest::default();
+    req.topic_names = vec![topic_name(topic)];
+    req.timeout_ms = 30_000;
+    let resp = conn.call(&req, v).await.context("DeleteTopics request")?;
+    for r in resp.responses {
+        match r.error_code {
+            0 | UNKNOWN_TOPIC_OR_PARTITION => {}
+            code => bail!("deleting topic '{topic}': {}", error_name(code)),
         }
     }
     Ok(())

@@ -33,6 +33,8 @@ fn main() -> ExitCode {
         Command::Produce(a) => a.validate(),
         Command::Consume(a) => a.validate(),
         Command::CreateTopic(a) => a.validate(),
+        Command::DeleteTopic(a) if a.topic.is_empty() => Err("--topic must not be empty".into()),
+        Command::DeleteTopic(_) => Ok(()),
     };
     if let Err(msg) = validation {
         eprintln!("error: {msg}");
@@ -63,8 +65,18 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e),
             },
+            Command::DeleteTopic(a) => match delete_topic(a).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            },
         }
     })
+}
+
+async fn delete_topic(a: &cli::DeleteTopicArgs) -> anyhow::Result<()> {
+    let mut conn = conn::Connection::connect(&a.bootstrap, "loadgen", a.request_timeout).await?;
+    let versions = cluster::api_versions(&mut conn).await?;
+    cluster::delete_topic(&mut conn, &versions, &a.topic).await
 }
 
 async fn create_topic(a: &cli::CreateTopicArgs) -> anyhow::Result<()> {
