@@ -132,7 +132,7 @@ for t in "${TESTS_TO_RUN[@]}"; do
     rc=$?
     set -e
     status=PASS
-    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then status="TIMEOUT"; elif [ $rc -ne 0 ]; then status="FAIL($rc)"; fi
+    if [ $rc -eq 124 ]; then status="TIMEOUT"; elif [ $rc -eq 137 ]; then status="KILLED"; elif [ $rc -ne 0 ]; then status="FAIL($rc)"; fi
     if [ -n "$BROKER_PID" ] && ! kill -0 "$BROKER_PID" 2>/dev/null; then
         status="$status+BROKER-DIED"
         { echo "---- broker log tail ----"; tail -100 "$BROKER_DIR/broker.log"; } >>"$LOGS/$t.log"
