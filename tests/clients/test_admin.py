@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, NewPartitions, NewTopic,
                                    ResourceType)
-from kafka.admin import ConfigResource as KConfigResource, ConfigResourceType, KafkaAdminClient
+from kafka.admin import ConfigFilterType, ConfigResource as KConfigResource, ConfigResourceType, KafkaAdminClient
 
 from helpers import Msg, admin, consume_all, create_topic, produce_confluent, wait_topic
 
@@ -181,7 +181,7 @@ def test_kafka_python_admin(broker, topic_name):
         ka.create_topics({topic_name + "-v": {"num_partitions": 1, "replication_factor": 1}}, validate_only=True)
         assert not topic_exists(broker.bootstrap, topic_name + "-v")
 
-        desc = ka.describe_configs([KConfigResource(ConfigResourceType.TOPIC, topic_name)], config_filter="all")
+        desc = ka.describe_configs([KConfigResource(ConfigResourceType.TOPIC, topic_name)], config_filter=ConfigFilterType.ALL)
         assert _find_value(desc, "retention.ms") == "7200000", desc
         assert topic_configs(broker.bootstrap, topic_name)["retention.ms"].value == "7200000"
 

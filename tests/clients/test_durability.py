@@ -126,7 +126,9 @@ def test_idempotent_producer_across_broker_restart(broker, topic_name, hard):
 
 def kill9_during_produce(broker, topic_name, rounds: int, size: int):
     create_topic(broker.bootstrap, topic_name, PARTS, config={"segment.bytes": str(1024 * 1024)})
-    tp = TrackingProducer(broker.bootstrap, **{"compression.type": "none", "batch.size": 65536})
+    # one request in flight keeps retries in order without idempotence
+    tp = TrackingProducer(broker.bootstrap, **{"compression.type": "none", "batch.size": 65536,
+                                               "max.in.flight.requests.per.connection": 1})
     errors = []
     for r in range(rounds):
         done = threading.Event()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
@@ -14,7 +15,8 @@ from helpers import Msg, admin, consume_all, create_topic, produce_confluent
 from test_roundtrip import kcat
 
 N = 100
-TS0 = 1_700_000_000_000
+# recent timestamps: far older ones would make the broker roll segments and retention delete them
+TS0 = (int(time.time()) - 600) * 1000
 
 
 def fill(broker, topic, partitions=2):

@@ -187,7 +187,7 @@ fn produce_then_fetch_round_trip_survives_kill9() -> Result<()> {
     let v = api_versions(&mut conn)?;
     create_topic(&mut conn, &v, "rs-roundtrip", 2)?;
 
-    let ts = 1_700_000_000_000;
+    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64 - 60_000;
     let first = records(5, ts);
     assert_eq!(produce(&mut conn, &v, "rs-roundtrip", 1, &first, Compression::None)?, 0);
     let second = records(7, ts + 100);
