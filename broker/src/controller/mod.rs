@@ -1,1 +1,35 @@
 //! Quorum controller: turns admin requests into metadata records and commits them.
+//!
+//! Every write follows one path: validate against the current image → records
+//! → `MetadataLog::append` → apply → publish. With KRaft the log becomes the
+//! replicated `__cluster_metadata` and only `append`'s meaning changes.
+
+mod batch;
+mod bootstrap;
+mod configs;
+mod delete;
+mod describe;
+mod error;
+mod log;
+mod names;
+mod partitions;
+mod placement;
+mod producer_ids;
+mod quorum;
+mod topics;
+
+pub use batch::run_checked;
+pub use bootstrap::METADATA_VERSION;
+pub use configs::{AlterOp, ConfigResource, ConfigUpdate};
+pub use delete::{DeletedTopic, TopicRef};
+pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym};
+pub use error::{ApiError, ControllerError};
+pub use log::{MemoryMetadataLog, MetadataLog, MetadataLogError};
+pub use names::InternalTopic;
+pub use partitions::NewPartitions;
+pub use producer_ids::PRODUCER_ID_BLOCK_SIZE;
+pub use quorum::Controller;
+pub use topics::{CreatedTopic, NewTopic};
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,11 @@
 //! Metadata records in Kafka's formats and the immutable `MetadataImage` built from them.
+
+mod codec;
+pub mod image;
+pub mod publisher;
+pub mod records;
+
+pub use codec::DecodeError;
+pub use image::{ApplyError, BrokerImage, MetadataImage, PartitionImage, TopicImage};
+pub use publisher::MetadataPublisher;
+pub use records::MetadataRecord;

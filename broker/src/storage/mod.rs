@@ -1,6 +1,26 @@
 //! The log: segments, indexes, retention and compaction. Knows nothing of sockets or Raft.
+//!
+//! On disk, Kafka's layout: `<log.dir>/<topic>-<partition>/` holds
+//! `<20-digit base offset>.log` segments of record batches v2 with their
+//! `.index` and `.timeindex`, plus `.snapshot` files of idempotent producer
+//! state. Each log dir holds the `recovery-point-offset-checkpoint`,
+//! `log-start-offset-checkpoint` and `cleaner-offset-checkpoint` files and,
+//! after a clean shutdown, `.kafka_cleanshutdown`.
 
+pub mod batch;
+mod checkpoint;
+mod cleaner;
 pub mod config;
+mod error;
+mod index;
+mod log;
+mod manager;
+mod producer_state;
+mod segment;
+
+pub use error::StorageError;
+pub use log::{AppendInfo, Checkpoints, PartitionLog};
+pub use manager::{BackgroundConfig, LogManager};
 
 pub use config::{InvalidTopicConfig, LogConfig, TOPIC_CONFIG_KEYS};
 

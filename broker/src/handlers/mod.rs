@@ -1,0 +1,322 @@
+//! One file per API family. `dispatch` decodes a frame, runs its handler and
+//! encodes the answer; handlers read one `MetadataImage` per request.
+
+pub mod api_versions;
+pub mod cluster;
+pub mod configs;
+pub mod coordinator;
+pub mod fetch;
+pub mod groups;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+pub mod producer_ids;
+pub mod records;
+pub mod topics;
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+
+use crate::protocol::{decode_request, encode_response, peek_header, CodecError, RawHeader};
+use crate::server::BrokerState;
+
+/// Why a connection must be closed instead of answered, as Kafka does.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error("unknown API key {0}")]
+    UnknownApi(i16),
+    #[error("API key {key} does not support version {version}")]
+    UnsupportedVersion { key: i16, version: i16 },
+}
+
+/// The admin APIs these handlers implement, as (api, min version, max version) for ApiVersions.
+pub const ADMIN_API_VERSIONS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::InitProducerId, 0, 5),
+];
+
+/// Every API this broker implements, with the versions it serves.
+pub fn implemented_versions() -> crate::protocol::ApiVersionTable {
+    crate::protocol::ApiVersionTable::new([
+        api_versions::VERSIONS,
+        metadata::VERSIONS,
+        produce::VERSIONS,
+        fetch::VERSIONS,
+        list_offsets::VERSIONS,
+        records::VERSIONS,
+        coordinator::VERSIONS,
+        cluster::VERSIONS,
+        groups::GROUP_API_VERSIONS,
+        ADMIN_API_VERSIONS,
+    ])
+}
+
+/// Runs one request. `Ok(None)` means no response is due (produce with acks=0).
+pub async fn dispatch(
+    state: &BrokerState,
+    client_host: &str,
+    frame: Bytes,
+) -> Result<Option<Vec<Bytes>>, DispatchError> {
+    let raw = peek_header(&frame)?;
+    let Some(api) = state.api_versions.supported(raw.api_key, raw.api_version) else {
+        return unsupported(state, raw);
+    };
+    let version = raw.api_version;
+    state
+        .metrics
+        .requests
+        .with_label_values(&[api_name(api)])
+        .inc();
+
+    macro_rules! route {
+        ($request:ty, $handler:expr) => {{
+            let (header, request): (RequestHeader, $request) = decode_request(api, version, frame)?;
+            let response = $handler(request).await;
+            Ok(Some(encode_response(
+                api,
+                version,
+                header.correlation_id,
+                &response,
+                Vec::new(),
+            )?))
+        }};
+    }
+
+    match api {
+        ApiKey::ApiVersions => route!(ApiVersionsRequest, |r| api_versions::handle(
+            state, version, r
+        )),
+        ApiKey::Metadata => route!(MetadataRequest, |r| metadata::handle(state, version, r)),
+        ApiKey::Produce => {
+            let (header, request): (RequestHeader, ProduceRequest) =
+                decode_request(api, version, frame)?;
+            let acks = request.acks;
+            let response = produce::handle(state, version, request).await;
+            if acks == 0 {
+                return Ok(None);
+            }
+            Ok(Some(encode_response(
+                api,
+                version,
+                header.correlation_id,
+                &response,
+                Vec::new(),
+            )?))
+        }
+        ApiKey::Fetch => {
+            let (header, request): (RequestHeader, FetchRequest) =
+                decode_request(api, version, frame)?;
+            let response = fetch::handle(state, version, request).await;
+            let records = fetch::record_sets(&response);
+            Ok(Some(encode_response(
+                api,
+                version,
+                header.correlation_id,
+                &response,
+                records,
+            )?))
+        }
+        ApiKey::ListOffsets => route!(ListOffsetsRequest, |r| list_offsets::handle(
+            state, version, r
+        )),
+        ApiKey::DeleteRecords => route!(DeleteRecordsRequest, |r| records::delete_records(
+            state, version, r
+        )),
+        ApiKey::OffsetForLeaderEpoch => route!(OffsetForLeaderEpochRequest, |r| {
+            records::offset_for_leader_epoch(state, version, r)
+        }),
+        ApiKey::FindCoordinator => route!(FindCoordinatorRequest, |r| coordinator::handle(
+            state, version, r
+        )),
+        ApiKey::DescribeCluster => route!(DescribeClusterRequest, |r| cluster::handle(
+            state, version, r
+        )),
+        ApiKey::CreateTopics => route!(CreateTopicsRequest, |r| topics::create_topics(
+            &state.controller,
+            version,
+            r
+        )),
+        ApiKey::DeleteTopics => route!(DeleteTopicsRequest, |r| topics::delete_topics(
+            &state.controller,
+            version,
+            r
+        )),
+        ApiKey::CreatePartitions => route!(CreatePartitionsRequest, |r| topics::create_partitions(
+            &state.controller,
+            version,
+            r
+        )),
+        ApiKey::DescribeConfigs => route!(DescribeConfigsRequest, |r| configs::describe_configs(
+            &state.controller,
+            version,
+            r
+        )),
+        ApiKey::AlterConfigs => route!(AlterConfigsRequest, |r| configs::alter_configs(
+            &state.controller,
+            version,
+            r
+        )),
+        ApiKey::IncrementalAlterConfigs => route!(IncrementalAlterConfigsRequest, |r| {
+            configs::incremental_alter_configs(&state.controller, version, r)
+        }),
+        ApiKey::InitProducerId => route!(
+            InitProducerIdRequest,
+            |r| producer_ids::init_producer_id(&state.controller, version, r)
+        ),
+        ApiKey::JoinGroup => {
+            let (header, request): (RequestHeader, JoinGroupRequest) =
+                decode_request(api, version, frame)?;
+            let client = crate::group::ClientInfo {
+                client_id: header
+                    .client_id
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                client_host: client_host.to_string(),
+            };
+            let response = groups::join_group(&state.groups, &client, version, request).await;
+            Ok(Some(encode_response(
+                api,
+                version,
+                header.correlation_id,
+                &response,
+                Vec::new(),
+            )?))
+        }
+        ApiKey::SyncGroup => route!(SyncGroupRequest, |r| groups::sync_group(
+            &state.groups,
+            version,
+            r
+        )),
+        ApiKey::Heartbeat => route!(HeartbeatRequest, |r| groups::heartbeat(
+            &state.groups,
+            version,
+            r
+        )),
+        ApiKey::LeaveGroup => route!(LeaveGroupRequest, |r| groups::leave_group(
+            &state.groups,
+            version,
+            r
+        )),
+        ApiKey::OffsetCommit => route!(OffsetCommitRequest, |r| groups::offset_commit(
+            &state.groups,
+            version,
+            r
+        )),
+        ApiKey::OffsetFetch => route!(OffsetFetchRequest, |r| groups::offset_fetch(
+            &state.groups,
+            version,
+            r
+        )),
+        ApiKey::DescribeGroups => route!(DescribeGroupsRequest, |r| groups::describe_groups(
+            &state.groups,
+            version,
+            r
+        )),
+        ApiKey::ListGroups => route!(ListGroupsRequest, |r| groups::list_groups(
+            &state.groups,
+            version,
+            r
+        )),
+        ApiKey::DeleteGroups => route!(DeleteGroupsRequest, |r| groups::delete_groups(
+            &state.groups,
+            version,
+            r
+        )),
+        ApiKey::OffsetDelete => route!(OffsetDeleteRequest, |r| groups::offset_delete(
+            &state.groups,
+            version,
+            r
+        )),
+        other => Err(DispatchError::UnknownApi(other as i16)),
+    }
+}
+
+/// ApiVersions at a version we do not know is answered (v0 body, error 35, all
+/// our keys) so the client can fall back; anything else closes the connection.
+fn unsupported(state: &BrokerState, raw: RawHeader) -> Result<Option<Vec<Bytes>>, DispatchError> {
+    if raw.api_key == ApiKey::ApiVersions as i16 {
+        let response = api_versions::unsupported_version(state);
+        return Ok(Some(encode_response(
+            ApiKey::ApiVersions,
+            0,
+            raw.correlation_id,
+            &response,
+            Vec::new(),
+        )?));
+    }
+    if state.api_versions.knows(raw.api_key) {
+        Err(DispatchError::UnsupportedVersion {
+            key: raw.api_key,
+            version: raw.api_version,
+        })
+    } else {
+        Err(DispatchError::UnknownApi(raw.api_key))
+    }
+}
+
+/// Kafka's name of an API, for metric labels.
+pub fn api_name(api: ApiKey) -> &'static str {
+    match api {
+        ApiKey::Produce => "Produce",
+        ApiKey::Fetch => "Fetch",
+        ApiKey::ListOffsets => "ListOffsets",
+        ApiKey::Metadata => "Metadata",
+        ApiKey::OffsetCommit => "OffsetCommit",
+        ApiKey::OffsetFetch => "OffsetFetch",
+        ApiKey::FindCoordinator => "FindCoordinator",
+        ApiKey::JoinGroup => "JoinGroup",
+        ApiKey::Heartbeat => "Heartbeat",
+        ApiKey::LeaveGroup => "LeaveGroup",
+        ApiKey::SyncGroup => "SyncGroup",
+        ApiKey::DescribeGroups => "DescribeGroups",
+        ApiKey::ListGroups => "ListGroups",
+        ApiKey::ApiVersions => "ApiVersions",
+        ApiKey::CreateTopics => "CreateTopics",
+        ApiKey::DeleteTopics => "DeleteTopics",
+        ApiKey::DeleteRecords => "DeleteRecords",
+        ApiKey::InitProducerId => "InitProducerId",
+        ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
+        ApiKey::DescribeConfigs => "DescribeConfigs",
+        ApiKey::AlterConfigs => "AlterConfigs",
+        ApiKey::CreatePartitions => "CreatePartitions",
+        ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        ApiKey::OffsetDelete => "OffsetDelete",
+        ApiKey::DescribeCluster => "DescribeCluster",
+        _ => "Other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Message;
+
+    use super::*;
+
+    /// We never advertise a version kafka-protocol cannot encode.
+    #[test]
+    fn advertised_versions_are_encodable() {
+        for &(api, min, max) in ADMIN_API_VERSIONS {
+            let range = match api {
+                ApiKey::CreateTopics => CreateTopicsResponse::VERSIONS,
+                ApiKey::DeleteTopics => DeleteTopicsResponse::VERSIONS,
+                ApiKey::CreatePartitions => CreatePartitionsResponse::VERSIONS,
+                ApiKey::DescribeConfigs => DescribeConfigsResponse::VERSIONS,
+                ApiKey::AlterConfigs => AlterConfigsResponse::VERSIONS,
+                ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsResponse::VERSIONS,
+                ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
+                other => panic!("unexpected api {other:?}"),
+            };
+            assert!(range.min <= min && max <= range.max, "{api:?}");
+        }
+    }
+}
