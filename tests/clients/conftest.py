@@ -108,7 +108,7 @@ class BrokerProcess:
             stdin=subprocess.DEVNULL,
             stdout=self._stderr_file,
             stderr=self._stderr_file,
-            env={**os.environ, "RUST_BACKTRACE": "1"},
+            env={**os.environ, "RUST_BACKTRACE": "1", "NO_COLOR": "1"},
         )
         self.starts += 1
         if wait:

@@ -15,7 +15,8 @@ from helpers import Msg, admin, consume_all, create_topic, produce_confluent, wa
 
 def topic_configs(bootstrap, topic) -> dict:
     res = ConfigResource(ResourceType.TOPIC, topic)
-    fs = admin(bootstrap).describe_configs([res], request_timeout=20)
+    a = admin(bootstrap)  # the client must outlive its futures
+    fs = a.describe_configs([res], request_timeout=20)
     return {k: v for k, v in fs[res].result(20).items()}
 
 

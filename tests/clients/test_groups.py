@@ -134,7 +134,8 @@ def test_group_of_three_join_leave_exactly_once(broker, topic_name):
     assert {name for name, *_ in log} == {"A", "B", "C"}, "every member consumed something"
 
     # the group as the broker describes it
-    g = admin(broker.bootstrap).describe_consumer_groups([group], request_timeout=20)[group].result(20)
+    adm = admin(broker.bootstrap)
+    g = adm.describe_consumer_groups([group], request_timeout=20)[group].result(20)
     assert isinstance(g, ConsumerGroupDescription)
     assert len(g.members) == 2
     assert sorted(tp.partition for mem in g.members for tp in mem.assignment.topic_partitions) == list(range(PARTS))
@@ -224,7 +225,8 @@ def test_static_membership(broker, topic_name):
     pump(members, lambda: len(log) >= len(produced), what="first batch consumed")
     before = {m.name: set(m.assigned) for m in members}
 
-    g = admin(broker.bootstrap).describe_consumer_groups([group], request_timeout=20)[group].result(20)
+    adm = admin(broker.bootstrap)
+    g = adm.describe_consumer_groups([group], request_timeout=20)[group].result(20)
     assert sorted(mem.group_instance_id for mem in g.members) == ["inst-0", "inst-1", "inst-2"]
 
     # a static member that closes sends no LeaveGroup: the others keep their partitions

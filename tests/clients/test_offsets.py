@@ -28,7 +28,8 @@ def fill(broker, topic, partitions=2):
 
 def list_offsets(bootstrap, topic, partition, spec) -> int:
     tp = TopicPartition(topic, partition)
-    res = admin(bootstrap).list_offsets({tp: spec}, request_timeout=20)
+    a = admin(bootstrap)  # the client must outlive its futures
+    res = a.list_offsets({tp: spec}, request_timeout=20)
     return res[tp].result(20).offset
 
 
@@ -46,11 +47,11 @@ def test_list_offsets_earliest_latest_timestamp(broker, topic_name):
         assert list_offsets(broker.bootstrap, topic_name, 1, OffsetSpec.latest()) == N
         assert list_offsets(broker.bootstrap, topic_name, 1, OffsetSpec.max_timestamp()) == N - 1
         # by timestamp: first offset whose timestamp >= the one asked for
-        q = [TopicPartition(topic_name, 0, TS0 + 505), TopicPartition(topic_name, 1, TS0),
-             TopicPartition(topic_name, 0, TS0 + 990), TopicPartition(topic_name, 1, TS0 + 10_000)]
-        res = c.offsets_for_times(q, timeout=10)
-        assert [r.error for r in res] == [None] * 4
-        assert [r.offset for r in res] == [51, 0, 99, -1]  # -1: no such message (latest/end)
+        # one timestamp per partition per request (the client keys answers by partition)
+        for q, want in (((TS0 + 505, TS0), (51, 0)), ((TS0 + 990, TS0 + 10_000), (99, -1))):
+            res = c.offsets_for_times([TopicPartition(topic_name, p, ts) for p, ts in enumerate(q)], timeout=10)
+            assert [r.error for r in res] == [None, None]
+            assert [r.offset for r in res] == list(want)  # -1: no such message (end of log)
         assert list_offsets(broker.bootstrap, topic_name, 0, OffsetSpec.for_timestamp(TS0 + 200)) == 20
     finally:
         c.close()

@@ -27,7 +27,8 @@ def segments(broker, topic, p=0) -> list[str]:
 
 def earliest(bootstrap, topic, p=0) -> int:
     tp = TopicPartition(topic, p)
-    return admin(bootstrap).list_offsets({tp: OffsetSpec.earliest()}, request_timeout=20)[tp].result(20).offset
+    a = admin(bootstrap)  # the client must outlive its futures
+    return a.list_offsets({tp: OffsetSpec.earliest()}, request_timeout=20)[tp].result(20).offset
 
 
 @pytest.mark.broker_props({"log.retention.check.interval.ms": 300})

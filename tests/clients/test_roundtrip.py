@@ -135,13 +135,14 @@ def test_kcat_roundtrip(broker, topic_name, codec):
 
 def test_kcat_reads_confluent_timestamps_and_keys(broker, topic_name):
     create_topic(broker.bootstrap, topic_name, PARTS)
-    msgs = [Msg(m.partition, m.key or b"k", m.value, m.headers, m.timestamp)
-            for m in gen_messages(90, PARTS, seed=11, binary=False)]
+    msgs = [Msg(m.partition, m.key or b"k", m.value, (("src", b"confluent"), ("n", b"%d" % i)), m.timestamp)
+            for i, m in enumerate(gen_messages(90, PARTS, seed=11, binary=False))]
     produce_confluent(broker.bootstrap, topic_name, msgs, **{"compression.type": "zstd"})
     recs = kcat_consume(broker.bootstrap, topic_name)
     assert len(recs) == len(msgs)
     want = {(m.partition, m.key, m.value, m.timestamp) for m in msgs}
     got = {(r["partition"], r["key"].encode(), r["payload"].encode(), r["ts"]) for r in recs}
+    assert {kcat_headers(r) for r in recs} == {m.headers for m in msgs}
     assert got == want
     for r in recs:
         assert r["tstype"] == "create"
