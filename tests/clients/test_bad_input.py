@@ -84,7 +84,8 @@ def test_negative_frame_size(broker, topic_name):
     still_serving(broker, topic_name)
 
 
-@pytest.mark.broker_props({"socket.request.max.bytes": MAX_REQUEST})
+# message.max.bytes is lowered too: this broker refuses a message.max.bytes above socket.request.max.bytes
+@pytest.mark.broker_props({"socket.request.max.bytes": MAX_REQUEST, "message.max.bytes": MAX_REQUEST // 2})
 def test_frame_over_max_request_size(broker, topic_name):
     c = kwire.Conn(broker.port)
     c.send(struct.pack(">i", MAX_REQUEST + 1) + b"\x00" * 1024)

