@@ -205,10 +205,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def _cut_lines(text: str, head: int = 100, tail: int = 200) -> str:
+    lines = text.splitlines()
+    if len(lines) <= head + tail + 10:
+        return text
+    return "\n".join(lines[:head] + [f"... ({len(lines) - head - tail} lines cut) ..."] + lines[-tail:])
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
+    # client libraries can log thousands of identical lines when a broker misbehaves: keep
+    # the head and tail of every captured section so that a failure report stays readable
+    rep.sections = [(name, _cut_lines(text)) if name.startswith("Captured") else (name, text)
+                    for name, text in rep.sections]
     if rep.failed:
         item.rep_failed = True
         for i, b in enumerate(getattr(item, "_brokers", [])):
