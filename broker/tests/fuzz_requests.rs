@@ -13,9 +13,7 @@ use broker::server::Node;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -34,36 +32,17 @@ fn frame<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Option<Bytes> {
 }
 
 fn batch(values: &[&[u8]], compression: Compression) -> Bytes {
-    let records: Vec<Record> = values
+    let pairs: Vec<_> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: Some(Bytes::copy_from_slice(format!("k{i}").as_bytes())),
-            value: Some(Bytes::copy_from_slice(v)),
-            headers: Default::default(),
+        .map(|(i, v)| {
+            (
+                Some(Bytes::from(format!("k{i}"))),
+                Some(Bytes::copy_from_slice(v)),
+            )
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    broker::server::record_io::encode_batch(&pairs, 1_700_000_000_000, compression).unwrap()
 }
 
 fn produce(records: Bytes) -> ProduceRequest {

@@ -44,6 +44,8 @@ pub enum GroupError {
     GroupSubscribedToTopic,
     #[error("the offset metadata is too large")]
     OffsetMetadataTooLarge,
+    #[error("the topic or partition does not exist")]
+    UnknownTopicOrPartition,
     #[error(transparent)]
     Store(#[from] OffsetsStoreError),
 }
@@ -53,6 +55,7 @@ impl GroupError {
     pub fn code(&self) -> i16 {
         let error = match self {
             GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+            GroupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
             GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
             GroupError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
             GroupError::UnknownMemberId => ResponseError::UnknownMemberId,

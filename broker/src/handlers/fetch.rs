@@ -76,9 +76,11 @@ fn read_all(
                 }
                 Err(e) => {
                     had_error = true;
+                    // Empty records, not null: librdkafka rejects a null record
+                    // set ("invalid MessageSetSize -1") and misses the error.
                     base.with_error_code(e.code)
                         .with_high_watermark(-1)
-                        .with_records(None)
+                        .with_records(Some(bytes::Bytes::new()))
                 }
             });
         }

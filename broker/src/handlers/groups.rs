@@ -242,12 +242,16 @@ fn by_topic<T>(
     topics
 }
 
+/// `partition_exists` filters out commits for partitions the cluster does not
+/// have: they get UNKNOWN_TOPIC_OR_PARTITION, as Kafka answers before the
+/// coordinator sees them.
 pub async fn offset_commit(
     coordinator: &GroupCoordinator,
+    partition_exists: impl Fn(&str, i32) -> bool,
     version: i16,
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
-    let offsets: Vec<OffsetCommitEntry> = request
+    let (offsets, unknown): (Vec<OffsetCommitEntry>, Vec<OffsetCommitEntry>) = request
         .topics
         .iter()
         .flat_map(|t| {
@@ -263,7 +267,7 @@ pub async fn offset_commit(
                 metadata: p.committed_metadata.as_ref().map(text),
             })
         })
-        .collect();
+        .partition(|o| partition_exists(&o.topic, o.partition));
     let params = OffsetCommitParams {
         group_id: text(&request.group_id.0),
         generation_id: request.generation_id_or_member_epoch,
@@ -277,7 +281,7 @@ pub async fn offset_commit(
         offsets: offsets.clone(),
     };
     // A request-level error applies to every partition: the response has no other place for it.
-    let results = coordinator.commit_offsets(params).unwrap_or_else(|error| {
+    let mut results = coordinator.commit_offsets(params).unwrap_or_else(|error| {
         offsets
             .iter()
             .map(|o| PartitionResult {
@@ -287,6 +291,11 @@ pub async fn offset_commit(
             })
             .collect()
     });
+    results.extend(unknown.into_iter().map(|o| PartitionResult {
+        topic: o.topic,
+        partition: o.partition,
+        error: Some(GroupError::UnknownTopicOrPartition),
+    }));
     let mut response = OffsetCommitResponse::default();
     response.topics = by_topic(results, |r| {
         let mut partition = OffsetCommitResponsePartition::default();

@@ -75,30 +75,39 @@ pub async fn dispatch(
         .with_label_values(&[api_name(api)])
         .inc();
 
+    // Decodes the request, runs the handler (which may use the header), and
+    // encodes the answer, splicing in the byte fields `$splice` picks out.
     macro_rules! route {
-        ($request:ty, $handler:expr) => {{
-            let (header, request): (RequestHeader, $request) = decode_request(api, version, frame)?;
-            let response = $handler(request).await;
+        ($request:ty, |$header:pat_param, $req:ident| $handler:expr) => {
+            route!($request, |$header, $req| $handler, |_| Vec::new())
+        };
+        ($request:ty, |$header:pat_param, $req:ident| $handler:expr, $splice:expr) => {{
+            let (header, $req): (RequestHeader, $request) = decode_request(api, version, frame)?;
+            let correlation_id = header.correlation_id;
+            let $header = header;
+            let response = $handler.await;
+            let splice = $splice(&response);
             Ok(Some(encode_response(
                 api,
                 version,
-                header.correlation_id,
+                correlation_id,
                 &response,
-                Vec::new(),
+                splice,
             )?))
         }};
     }
 
     match api {
-        ApiKey::ApiVersions => route!(ApiVersionsRequest, |r| api_versions::handle(
+        ApiKey::ApiVersions => route!(ApiVersionsRequest, |_, r| api_versions::handle(
             state, version, r
         )),
-        ApiKey::Metadata => route!(MetadataRequest, |r| metadata::handle(state, version, r)),
+        ApiKey::Metadata => route!(MetadataRequest, |_, r| metadata::handle(state, version, r)),
         ApiKey::Produce => {
             let (header, request): (RequestHeader, ProduceRequest) =
                 decode_request(api, version, frame)?;
             let acks = request.acks;
             let response = produce::handle(state, version, request).await;
+            // acks=0: the client expects no response at all.
             if acks == 0 {
                 return Ok(None);
             }
@@ -110,69 +119,62 @@ pub async fn dispatch(
                 Vec::new(),
             )?))
         }
-        ApiKey::Fetch => {
-            let (header, request): (RequestHeader, FetchRequest) =
-                decode_request(api, version, frame)?;
-            let response = fetch::handle(state, version, request).await;
-            let records = fetch::record_sets(&response);
-            Ok(Some(encode_response(
-                api,
-                version,
-                header.correlation_id,
-                &response,
-                records,
-            )?))
-        }
-        ApiKey::ListOffsets => route!(ListOffsetsRequest, |r| list_offsets::handle(
+        ApiKey::Fetch => route!(
+            FetchRequest,
+            |_, r| fetch::handle(state, version, r),
+            fetch::record_sets
+        ),
+        ApiKey::ListOffsets => route!(ListOffsetsRequest, |_, r| list_offsets::handle(
             state, version, r
         )),
-        ApiKey::DeleteRecords => route!(DeleteRecordsRequest, |r| records::delete_records(
+        ApiKey::DeleteRecords => route!(DeleteRecordsRequest, |_, r| records::delete_records(
             state, version, r
         )),
-        ApiKey::OffsetForLeaderEpoch => route!(OffsetForLeaderEpochRequest, |r| {
+        ApiKey::OffsetForLeaderEpoch => route!(OffsetForLeaderEpochRequest, |_, r| {
             records::offset_for_leader_epoch(state, version, r)
         }),
-        ApiKey::FindCoordinator => route!(FindCoordinatorRequest, |r| coordinator::handle(
+        ApiKey::FindCoordinator => route!(FindCoordinatorRequest, |_, r| coordinator::handle(
             state, version, r
         )),
-        ApiKey::DescribeCluster => route!(DescribeClusterRequest, |r| cluster::handle(
+        ApiKey::DescribeCluster => route!(DescribeClusterRequest, |_, r| cluster::handle(
             state, version, r
         )),
-        ApiKey::CreateTopics => route!(CreateTopicsRequest, |r| topics::create_topics(
+        ApiKey::CreateTopics => route!(CreateTopicsRequest, |_, r| topics::create_topics(
             &state.controller,
             version,
             r
         )),
-        ApiKey::DeleteTopics => route!(DeleteTopicsRequest, |r| topics::delete_topics(
+        ApiKey::DeleteTopics => route!(DeleteTopicsRequest, |_, r| topics::delete_topics(
             &state.controller,
             version,
             r
         )),
-        ApiKey::CreatePartitions => route!(CreatePartitionsRequest, |r| topics::create_partitions(
+        ApiKey::CreatePartitions => {
+            route!(CreatePartitionsRequest, |_, r| topics::create_partitions(
+                &state.controller,
+                version,
+                r
+            ))
+        }
+        ApiKey::DescribeConfigs => route!(
+            DescribeConfigsRequest,
+            |_, r| configs::describe_configs(&state.controller, version, r)
+        ),
+        ApiKey::AlterConfigs => route!(AlterConfigsRequest, |_, r| configs::alter_configs(
             &state.controller,
             version,
             r
         )),
-        ApiKey::DescribeConfigs => route!(DescribeConfigsRequest, |r| configs::describe_configs(
-            &state.controller,
-            version,
-            r
-        )),
-        ApiKey::AlterConfigs => route!(AlterConfigsRequest, |r| configs::alter_configs(
-            &state.controller,
-            version,
-            r
-        )),
-        ApiKey::IncrementalAlterConfigs => route!(IncrementalAlterConfigsRequest, |r| {
+        ApiKey::IncrementalAlterConfigs => route!(IncrementalAlterConfigsRequest, |_, r| {
             configs::incremental_alter_configs(&state.controller, version, r)
         }),
-        ApiKey::InitProducerId => route!(
-            InitProducerIdRequest,
-            |r| producer_ids::init_producer_id(&state.controller, version, r)
-        ),
-        ApiKey::JoinGroup => {
-            let (header, request): (RequestHeader, JoinGroupRequest) =
-                decode_request(api, version, frame)?;
+        ApiKey::InitProducerId => {
+            route!(
+                InitProducerIdRequest,
+                |_, r| producer_ids::init_producer_id(&state.controller, version, r)
+            )
+        }
+        ApiKey::JoinGroup => route!(JoinGroupRequest, |header, r| {
             let client = crate::group::ClientInfo {
                 client_id: header
                     .client_id
@@ -181,56 +183,50 @@ pub async fn dispatch(
                     .unwrap_or_default(),
                 client_host: client_host.to_string(),
             };
-            let response = groups::join_group(&state.groups, &client, version, request).await;
-            Ok(Some(encode_response(
-                api,
-                version,
-                header.correlation_id,
-                &response,
-                Vec::new(),
-            )?))
-        }
-        ApiKey::SyncGroup => route!(SyncGroupRequest, |r| groups::sync_group(
+            async move { groups::join_group(&state.groups, &client, version, r).await }
+        }),
+        ApiKey::SyncGroup => route!(SyncGroupRequest, |_, r| groups::sync_group(
             &state.groups,
             version,
             r
         )),
-        ApiKey::Heartbeat => route!(HeartbeatRequest, |r| groups::heartbeat(
+        ApiKey::Heartbeat => route!(HeartbeatRequest, |_, r| groups::heartbeat(
             &state.groups,
             version,
             r
         )),
-        ApiKey::LeaveGroup => route!(LeaveGroupRequest, |r| groups::leave_group(
+        ApiKey::LeaveGroup => route!(LeaveGroupRequest, |_, r| groups::leave_group(
             &state.groups,
             version,
             r
         )),
-        ApiKey::OffsetCommit => route!(OffsetCommitRequest, |r| groups::offset_commit(
+        ApiKey::OffsetCommit => route!(OffsetCommitRequest, |_, r| {
+            let image = state.image();
+            let exists =
+                move |topic: &str, partition: i32| image.partition(topic, partition).is_some();
+            groups::offset_commit(&state.groups, exists, version, r)
+        }),
+        ApiKey::OffsetFetch => route!(OffsetFetchRequest, |_, r| groups::offset_fetch(
             &state.groups,
             version,
             r
         )),
-        ApiKey::OffsetFetch => route!(OffsetFetchRequest, |r| groups::offset_fetch(
+        ApiKey::DescribeGroups => route!(DescribeGroupsRequest, |_, r| groups::describe_groups(
             &state.groups,
             version,
             r
         )),
-        ApiKey::DescribeGroups => route!(DescribeGroupsRequest, |r| groups::describe_groups(
+        ApiKey::ListGroups => route!(ListGroupsRequest, |_, r| groups::list_groups(
             &state.groups,
             version,
             r
         )),
-        ApiKey::ListGroups => route!(ListGroupsRequest, |r| groups::list_groups(
+        ApiKey::DeleteGroups => route!(DeleteGroupsRequest, |_, r| groups::delete_groups(
             &state.groups,
             version,
             r
         )),
-        ApiKey::DeleteGroups => route!(DeleteGroupsRequest, |r| groups::delete_groups(
-            &state.groups,
-            version,
-            r
-        )),
-        ApiKey::OffsetDelete => route!(OffsetDeleteRequest, |r| groups::offset_delete(
+        ApiKey::OffsetDelete => route!(OffsetDeleteRequest, |_, r| groups::offset_delete(
             &state.groups,
             version,
             r

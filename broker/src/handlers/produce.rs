@@ -78,6 +78,8 @@ fn append(
         return Err(PartitionError::new(ResponseError::NotEnoughReplicas));
     }
     let size = records.len() as u64;
+    // Usually a page-cache write, but a segment roll fsyncs under the append
+    // lock: let the runtime move other connections off this worker meanwhile.
     let info = tokio::task::block_in_place(|| log.append(records, meta.leader_epoch, now_ms()))
         .map_err(|e| PartitionError::from_storage(&e))?;
     state

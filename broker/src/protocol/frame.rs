@@ -1,6 +1,6 @@
 //! Size-prefixed frames: a 4-byte big-endian length, then that many bytes.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,14 +39,16 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max: max_size,
         });
     }
-    let mut body = BytesMut::zeroed(size as usize);
-    reader.read_exact(&mut body).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            FrameError::Truncated
-        } else {
-            FrameError::Io(e)
+    // Filled by `read_buf` into spare capacity, so the body is never zeroed first.
+    let size = size as usize;
+    let mut body = BytesMut::with_capacity(size);
+    while body.len() < size {
+        let remaining = size - body.len();
+        let mut rest = (&mut body).limit(remaining);
+        if reader.read_buf(&mut rest).await? == 0 {
+            return Err(FrameError::Truncated);
         }
-    })?;
+    }
     Ok(Some(body.freeze()))
 }
 

@@ -12,6 +12,8 @@ use std::path::Path;
 use crate::storage::{Checkpoints, LogConfig, PartitionLog, TopicPartition};
 
 use super::now_ms;
+use kafka_protocol::records::Compression;
+
 use super::record_io::{encode_batch, read_all};
 
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -56,8 +58,8 @@ impl MetadataLog for LocalMetadataLog {
             .into_iter()
             .map(|value| (None, Some(value)))
             .collect();
-        let batch =
-            encode_batch(&pairs, now_ms()).map_err(|e| MetadataLogError::Storage(e.to_string()))?;
+        let batch = encode_batch(&pairs, now_ms(), Compression::None)
+            .map_err(|e| MetadataLogError::Storage(e.to_string()))?;
         let info = self
             .log
             .append(batch, 0, now_ms())

@@ -5,7 +5,7 @@ mod log_sync;
 mod metadata_log;
 pub mod metrics;
 mod offsets_store;
-mod record_io;
+pub mod record_io;
 mod state;
 
 pub use state::{now_ms, BrokerState, PartitionError};

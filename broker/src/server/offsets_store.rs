@@ -9,6 +9,8 @@ use crate::group::{OffsetsStore, OffsetsStoreError};
 use crate::storage::{LogConfig, LogManager, TopicPartition};
 
 use super::now_ms;
+use kafka_protocol::records::Compression;
+
 use super::record_io::{encode_batch, read_all};
 use crate::controller::InternalTopic;
 
@@ -45,7 +47,7 @@ impl OffsetsStore for LocalOffsetsStore {
             .get_or_create(&tp, self.config.clone())
             .map_err(|e| OffsetsStoreError::Storage(e.to_string()))?;
         let pairs: Vec<_> = records.into_iter().map(|(k, v)| (Some(k), v)).collect();
-        let batch = encode_batch(&pairs, now_ms())
+        let batch = encode_batch(&pairs, now_ms(), Compression::None)
             .map_err(|e| OffsetsStoreError::Storage(e.to_string()))?;
         log.append(batch, 0, now_ms())
             .map_err(|e| OffsetsStoreError::Storage(e.to_string()))?;

@@ -12,10 +12,11 @@ use crate::storage::{PartitionLog, StorageError};
 /// One record read back: offset, key, value (None = tombstone).
 pub type StoredRecord = (i64, Option<Bytes>, Option<Bytes>);
 
-/// Encodes key/value pairs as one uncompressed v2 batch; the log assigns offsets.
+/// Encodes key/value pairs as one v2 batch; the log assigns offsets.
 pub fn encode_batch(
     records: &[(Option<Bytes>, Option<Bytes>)],
     now_ms: i64,
+    compression: Compression,
 ) -> Result<Bytes, anyhow::Error> {
     let records: Vec<Record> = records
         .iter()
@@ -42,7 +43,7 @@ pub fn encode_batch(
         &records,
         &RecordEncodeOptions {
             version: 2,
-            compression: Compression::None,
+            compression,
         },
     )?;
     Ok(buf.freeze())

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::records::Compression;
+
+use super::recompress::{compression_type_name, parse_compression_type};
 use crate::config::{parse_timestamp_type, BrokerConfig, CleanupPolicy};
 
 /// A topic-level key that is unknown or whose value does not parse.
@@ -35,6 +38,8 @@ pub struct LogConfig {
     pub flush_messages: Option<u64>,
     pub flush_ms: Option<u64>,
     pub min_insync_replicas: i32,
+    /// `compression.type`: `None` stores batches as the producer sent them.
+    pub compression: Option<Compression>,
 }
 
 /// Topic keys we honour, in the order DescribeConfigs lists them.
@@ -76,6 +81,7 @@ impl LogConfig {
             flush_messages: config.log_flush_interval_messages,
             flush_ms: config.log_flush_interval_ms,
             min_insync_replicas: config.min_insync_replicas,
+            compression: config.compression_type,
         }
     }
 
@@ -104,18 +110,8 @@ impl LogConfig {
             "cleanup.policy" => {
                 self.cleanup_policy = CleanupPolicy::parse(value).map_err(|r| bad(&r))?
             }
-            // Batches are stored as the producer compressed them.
             "compression.type" => {
-                if !["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"].contains(&value) {
-                    return Err(bad(
-                        "expected producer, uncompressed, gzip, snappy, lz4 or zstd",
-                    ));
-                }
-                if value != "producer" {
-                    return Err(bad(
-                        "only `producer` is supported: batches are stored as sent",
-                    ));
-                }
+                self.compression = parse_compression_type(value).map_err(|r| bad(&r))?
             }
             "delete.retention.ms" => {
                 self.delete_retention_ms = num(value)
@@ -206,7 +202,10 @@ impl LogConfig {
         };
         vec![
             ("cleanup.policy", self.cleanup_policy.to_string()),
-            ("compression.type", "producer".to_string()),
+            (
+                "compression.type",
+                compression_type_name(self.compression).to_string(),
+            ),
             ("delete.retention.ms", self.delete_retention_ms.to_string()),
             ("flush.messages", opt(self.flush_messages)),
             ("flush.ms", opt(self.flush_ms)),

@@ -11,6 +11,9 @@ pub mod batch;
 mod checkpoint;
 mod cleaner;
 pub mod config;
+mod recompress;
+
+pub use recompress::parse_compression_type;
 mod error;
 mod index;
 mod log;

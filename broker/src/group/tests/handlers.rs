@@ -191,11 +191,35 @@ fn commit_request(group: &str, generation: i32, member: &str) -> OffsetCommitReq
     request
 }
 
+fn any_partition(_: &str, _: i32) -> bool {
+    true
+}
+
+#[tokio::test(start_paused = true)]
+async fn commits_for_unknown_partitions_are_refused_and_the_rest_stored() {
+    let (c, _) = coordinator().await;
+    let only_partition_0 = |topic: &str, partition: i32| topic == "t" && partition == 0;
+    let response =
+        groups::offset_commit(&c, only_partition_0, 9, commit_request("s", -1, "")).await;
+    let codes: Vec<(i32, i16)> = response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.error_code))
+        .collect();
+    assert_eq!(codes, vec![(0, 0), (1, 3)]);
+    let stored = c.fetch_offsets("s", None, false).unwrap();
+    assert_eq!(
+        stored.iter().map(|o| o.partition).collect::<Vec<_>>(),
+        vec![0]
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn offset_commit_and_fetch_encode_at_every_version() {
     let (c, _) = coordinator().await;
     for version in versions(ApiKey::OffsetCommit) {
-        let ok = groups::offset_commit(&c, version, commit_request("s", -1, "")).await;
+        let ok =
+            groups::offset_commit(&c, any_partition, version, commit_request("s", -1, "")).await;
         assert_eq!(
             ok.topics[0]
                 .partitions
@@ -205,7 +229,8 @@ async fn offset_commit_and_fetch_encode_at_every_version() {
             vec![0, 0]
         );
         encodes(&ok, version);
-        let stale = groups::offset_commit(&c, version, commit_request("none", 4, "m")).await;
+        let stale =
+            groups::offset_commit(&c, any_partition, version, commit_request("none", 4, "m")).await;
         assert_eq!(stale.topics[0].partitions[0].error_code, 22);
         encodes(&stale, version);
     }
@@ -274,7 +299,7 @@ async fn offset_commit_and_fetch_encode_at_every_version() {
 async fn admin_apis_encode_at_every_version() {
     let (c, _) = coordinator().await;
     join_and_sync(&c, "busy", 9).await;
-    groups::offset_commit(&c, 9, commit_request("s", -1, "")).await;
+    groups::offset_commit(&c, any_partition, 9, commit_request("s", -1, "")).await;
     let loading = GroupCoordinator::new(config(), Arc::new(MemoryOffsetsStore::new()));
 
     for version in versions(ApiKey::DescribeGroups) {
@@ -377,14 +402,14 @@ async fn version_specific_request_fields_reach_the_coordinator() {
     // OffsetCommit v2-4 may carry a retention time; later versions cannot.
     let mut commit = commit_request("r", -1, "");
     commit.retention_time_ms = 5_000;
-    groups::offset_commit(&c, 2, commit.clone()).await;
+    groups::offset_commit(&c, any_partition, 2, commit.clone()).await;
     let partition = records::partition_for("r", config().offsets_topic_num_partitions);
     let (_, value) = store.records(partition).pop().unwrap();
     assert!(records::OffsetCommitValue::decode(&value.unwrap())
         .unwrap()
         .expire_timestamp
         .is_some());
-    groups::offset_commit(&c, 5, commit).await;
+    groups::offset_commit(&c, any_partition, 5, commit).await;
     let (_, value) = store.records(partition).pop().unwrap();
     assert_eq!(
         records::OffsetCommitValue::decode(&value.unwrap())

@@ -27,7 +27,16 @@ impl PartitionLog {
             return Err(StorageError::LogClosed);
         }
         let config = self.config();
-        let batches = validate_request(&records, &config)?;
+        let mut batches = validate_request(&records, &config)?;
+        let mut records = records;
+        if let Some(target) = config.compression {
+            if let Some(recompressed) =
+                crate::storage::recompress::to_codec(&records, &batches, target)?
+            {
+                batches = validate_request(&recompressed, &config)?;
+                records = recompressed;
+            }
+        }
 
         let mut appender = self.appender.lock();
         let producers = &appender.producers;

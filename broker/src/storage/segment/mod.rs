@@ -6,7 +6,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -144,12 +144,11 @@ impl Segment {
     /// Writes validated batches (offsets already assigned) at the end.
     pub fn append(&self, batches: &[PatchableBatch<'_>], cfg: IndexConfig) -> io::Result<()> {
         let start = self.size();
-        let mut end = start;
-        for b in batches {
-            self.file.write_all_at(&b.head, end)?;
-            self.file.write_all_at(b.body, end + HEADER_LEN as u64)?;
-            end += (HEADER_LEN + b.body.len()) as u64;
-        }
+        // One pwritev for the whole request: per-call overhead in the page
+        // cache dominated produce profiles when head and body went separately.
+        let parts: Vec<&[u8]> = batches.iter().flat_map(|b| [&b.head[..], b.body]).collect();
+        write_all_vectored_at(&self.file, &parts, start)?;
+        let end = start + parts.iter().map(|p| p.len() as u64).sum::<u64>();
         let mut tail = self.tail.write();
         let mut position = start;
         for b in batches {
@@ -164,17 +163,34 @@ impl Segment {
     /// Up to `len` bytes from `position` (fewer at the end of the file).
     pub fn read_at(&self, position: u64, len: usize) -> io::Result<Bytes> {
         let len = len.min(self.size().saturating_sub(position) as usize);
-        let mut buf = BytesMut::zeroed(len);
-        let mut done = 0;
-        while done < len {
-            match self.file.read_at(&mut buf[done..], position + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+        // Read straight into uninitialised capacity: zeroing fetch-sized buffers
+        // first showed up as a tenth of the broker's time in consume profiles.
+        let mut buf = BytesMut::with_capacity(len);
+        let fd = self.file.as_raw_fd();
+        while buf.len() < len {
+            let filled = buf.len();
+            let spare = &mut buf.spare_capacity_mut()[..len - filled];
+            // SAFETY: pread writes at most `spare.len()` bytes into memory we own,
+            // and only the count it reports is marked initialised below.
+            let n = unsafe {
+                libc::pread(
+                    fd,
+                    spare.as_mut_ptr().cast(),
+                    spare.len(),
+                    (position + filled as u64) as libc::off_t,
+                )
+            };
+            match n {
+                0 => break,
+                n if n > 0 => unsafe { buf.set_len(filled + n as usize) },
+                _ => {
+                    let error = io::Error::last_os_error();
+                    if error.kind() != io::ErrorKind::Interrupted {
+                        return Err(error);
+                    }
+                }
             }
         }
-        buf.truncate(done);
         Ok(buf.freeze())
     }
 
@@ -353,6 +369,59 @@ impl Tail {
         }
         Ok(())
     }
+}
+
+/// Writes every part, in order, at `offset`, with as few `pwritev` calls as
+/// the kernel allows (it may write less than asked; the rest is retried).
+fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut offset: u64) -> io::Result<()> {
+    const MAX_IOVECS: usize = 1024;
+    let mut pending: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    let mut first = 0;
+    while first < pending.len() {
+        let chunk = &pending[first..pending.len().min(first + MAX_IOVECS)];
+        let iovecs: Vec<libc::iovec> = chunk
+            .iter()
+            .map(|p| libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            })
+            .collect();
+        // SAFETY: every iovec points into a live borrowed slice of its stated length.
+        let written = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                iovecs.as_ptr(),
+                iovecs.len() as libc::c_int,
+                offset as libc::off_t,
+            )
+        };
+        if written < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        if written == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "pwritev wrote nothing",
+            ));
+        }
+        offset += written as u64;
+        let mut left = written as usize;
+        while left > 0 {
+            let part = pending[first];
+            if left >= part.len() {
+                left -= part.len();
+                first += 1;
+            } else {
+                pending[first] = &part[left..];
+                left = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
