@@ -1,0 +1,76 @@
+# Shared shell helpers for tests/run.sh and tests/librdkafka/run.sh (sourced, not run).
+
+if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
+say() { printf '\n\033[1;36m==> %s\033[0m\n' "$*"; }
+warn() { printf '\033[1;33mWARN: %s\033[0m\n' "$*" >&2; }
+die() { printf '\033[1;31mERROR: %s\033[0m\n' "$*" >&2; exit 1; }
+
+_APT_UPDATED=""
+apt_update_once() {
+    if [ -z "$_APT_UPDATED" ]; then
+        $SUDO apt-get update -q >/dev/null || die "apt-get update failed"
+        _APT_UPDATED=1
+    fi
+}
+
+# ensure_apt PKG...: installs the Debian packages that are not installed yet.
+ensure_apt() {
+    local missing=() p
+    for p in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+            missing+=("$p")
+        fi
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    say "apt-get install ${missing[*]}"
+    apt_update_once
+    $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+        || die "apt-get install ${missing[*]} failed"
+}
+
+# ensure_deb_src: enables source packages (for `apt-get source`) on the configured mirrors.
+ensure_deb_src() {
+    local f=/etc/apt/sources.list.d/debian.sources changed=""
+    if [ -f "$f" ] && ! grep -q '^Types:.*deb-src' "$f"; then
+        $SUDO sed -i 's/^Types: deb$/Types: deb deb-src/' "$f"
+        changed=1
+    fi
+    if [ -f /etc/apt/sources.list ] && grep -q '^deb ' /etc/apt/sources.list \
+        && ! grep -q '^deb-src ' /etc/apt/sources.list; then
+        grep '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' | $SUDO tee -a /etc/apt/sources.list >/dev/null
+        changed=1
+    fi
+    if [ -n "$changed" ]; then
+        _APT_UPDATED=""
+    fi
+    apt_update_once
+}
+
+# free_port: prints a free TCP port on 127.0.0.1.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_ready PORT HTTP_PORT PID TIMEOUT: waits for the client port and /readyz; fails if PID exits.
+wait_ready() {
+    python3 - "$@" <<'EOF'
+import os, socket, sys, time, urllib.request
+port, http, pid, timeout = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+end = time.time() + timeout
+while time.time() < end:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit("broker exited before it was ready")
+    try:
+        socket.create_connection(("127.0.0.1", port), 1).close()
+        if urllib.request.urlopen(f"http://127.0.0.1:{http}/readyz", timeout=2).status == 200:
+            sys.exit(0)
+    except Exception:
+        pass
+    time.sleep(0.2)
+sys.exit(f"broker not ready after {timeout}s")
+EOF
+}
