@@ -6,7 +6,8 @@
 #   PYTEST_ARGS="-k admin" bash tests/run.sh
 #
 # Flags (environment):
-#   TEST_LIBRDKAFKA=1   also run librdkafka's regression suite (tests/librdkafka/run.sh)
+#   TEST_LIBRDKAFKA=0   skip librdkafka's regression suite (tests/librdkafka/run.sh; on by default)
+#   TEST_SKIP_HELM=1    skip rendering and checking the operator's Helm chart
 #   TEST_SOAK=1         include long soak tests (kept out of CI)
 #   TEST_RELEASE=1      build and test the release binary
 #   TEST_SKIP_CARGO=1   skip `cargo test` (build still happens)
@@ -79,8 +80,16 @@ if [ "${TEST_SKIP_PYTHON:-0}" != 1 ]; then
     esac
 fi
 
-# ---- 6. librdkafka regression suite (opt-in for now) -----------------------------------
-if [ "${TEST_LIBRDKAFKA:-0}" = 1 ]; then
+# ---- 6. the operator's Helm chart, rendered with Helm's own engine -----------------------
+if [ "${TEST_SKIP_HELM:-0}" != 1 ]; then
+    say "helm chart (operator/tests/helm)"
+    t0=$SECONDS
+    if VENV="$WORK/helm-venv" bash operator/tests/helm/run.sh; then record "helm chart" "ok ($((SECONDS - t0))s)"
+    else record "helm chart" "FAILED ($((SECONDS - t0))s)"; fi
+fi
+
+# ---- 7. librdkafka regression suite ------------------------------------------------------
+if [ "${TEST_LIBRDKAFKA:-1}" = 1 ]; then
     say "librdkafka regression suite"
     t0=$SECONDS
     if bash tests/librdkafka/run.sh; then record "librdkafka suite" "ok ($((SECONDS - t0))s)"
