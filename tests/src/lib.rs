@@ -22,7 +22,11 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 pub fn broker_bin() -> PathBuf {
     if let Ok(p) = std::env::var("BROKER_BIN") {
         let p = PathBuf::from(p);
-        return if p.is_absolute() { p } else { workspace_root().join(p) };
+        return if p.is_absolute() {
+            p
+        } else {
+            workspace_root().join(p)
+        };
     }
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -31,12 +35,18 @@ pub fn broker_bin() -> PathBuf {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
 }
 
 /// One single-node broker (roles broker+controller) in its own temp dir.
@@ -67,9 +77,14 @@ impl Broker {
     fn new(extra: &[(&str, &str)]) -> Result<Self> {
         let bin = broker_bin();
         if !bin.exists() {
-            bail!("broker binary not found at {} (cargo build -p broker, or set BROKER_BIN)", bin.display());
+            bail!(
+                "broker binary not found at {} (cargo build -p broker, or set BROKER_BIN)",
+                bin.display()
+            );
         }
-        let dir = tempfile::Builder::new().prefix("e2e-rs-broker-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("e2e-rs-broker-")
+            .tempdir()?;
         let (port, controller_port, http_port) = (free_port(), free_port(), free_port());
         let mut props = BTreeMap::new();
         let mut set = |k: &str, v: String| {
@@ -77,10 +92,19 @@ impl Broker {
         };
         set("process.roles", "broker,controller".into());
         set("node.id", "1".into());
-        set("listeners", format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"));
-        set("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into());
+        set(
+            "listeners",
+            format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"),
+        );
+        set(
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+        );
         set("controller.listener.names", "CONTROLLER".into());
-        set("controller.quorum.voters", format!("1@127.0.0.1:{controller_port}"));
+        set(
+            "controller.quorum.voters",
+            format!("1@127.0.0.1:{controller_port}"),
+        );
         set("log.dirs", dir.path().join("data").display().to_string());
         set("num.partitions", "1".into());
         set("auto.create.topics.enable", "true".into());
@@ -90,7 +114,14 @@ impl Broker {
         for (k, v) in extra {
             props.insert(k.to_string(), v.to_string());
         }
-        Ok(Self { dir, port, controller_port, http_port, props, child: None })
+        Ok(Self {
+            dir,
+            port,
+            controller_port,
+            http_port,
+            props,
+            child: None,
+        })
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -110,13 +141,20 @@ impl Broker {
     }
 
     fn write_config(&self) -> Result<()> {
-        let text: String = self.props.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let text: String = self
+            .props
+            .iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect();
         std::fs::write(self.config_path(), text)?;
         Ok(())
     }
 
     fn cli(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new(broker_bin()).args(args).output().with_context(|| format!("run broker {args:?}"))?;
+        let out = Command::new(broker_bin())
+            .args(args)
+            .output()
+            .with_context(|| format!("run broker {args:?}"))?;
         if !out.status.success() {
             bail!(
                 "`broker {}` exited {}\nstdout:\n{}\nstderr:\n{}",
@@ -143,7 +181,10 @@ impl Broker {
 
     fn spawn(&mut self) -> Result<()> {
         self.write_config()?;
-        let log: File = OpenOptions::new().create(true).append(true).open(self.stderr_path())?;
+        let log: File = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.stderr_path())?;
         let child = Command::new(broker_bin())
             .args(["start", "-c", self.config_path().to_str().unwrap()])
             .stdin(Stdio::null())
@@ -167,7 +208,10 @@ impl Broker {
         while Instant::now() < deadline {
             if let Some(c) = self.child.as_mut() {
                 if let Some(status) = c.try_wait()? {
-                    bail!("broker exited with {status} before ready\n{}", self.stderr());
+                    bail!(
+                        "broker exited with {status} before ready\n{}",
+                        self.stderr()
+                    );
                 }
             }
             match TcpStream::connect_timeout(&self.bootstrap(), Duration::from_secs(1)) {
@@ -180,14 +224,19 @@ impl Broker {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        bail!("broker not ready after {timeout:?} ({last})\n{}", self.stderr())
+        bail!(
+            "broker not ready after {timeout:?} ({last})\n{}",
+            self.stderr()
+        )
     }
 
     /// SIGTERM, then SIGKILL after 20 s.
     pub fn stop(&mut self) -> Result<()> {
         if let Some(mut c) = self.child.take() {
             if c.try_wait()?.is_none() {
-                let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-TERM", &c.id().to_string()])
+                    .status();
                 let deadline = Instant::now() + Duration::from_secs(20);
                 while c.try_wait()?.is_none() {
                     if Instant::now() > deadline {
@@ -237,7 +286,11 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("---- broker stderr ({}) ----\n{}", self.dir.path().display(), self.stderr());
+            eprintln!(
+                "---- broker stderr ({}) ----\n{}",
+                self.dir.path().display(),
+                self.stderr()
+            );
         }
         let _ = self.kill9();
     }
@@ -245,13 +298,19 @@ impl Drop for Broker {
 
 /// Status code of `GET path` on 127.0.0.1:port (HTTP/1.0, no dependencies).
 pub fn http_status(port: u16, path: &str) -> Result<u16> {
-    let mut s = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(2))?;
+    let mut s = TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    )?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
     let mut buf = Vec::new();
     let _ = s.take(256).read_to_end(&mut buf);
     let line = String::from_utf8_lossy(&buf);
-    line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| anyhow!("bad HTTP answer {line:?}"))
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("bad HTTP answer {line:?}"))
 }
 
 /// A client connection speaking typed requests from the `kafka-protocol` crate.
@@ -265,7 +324,10 @@ impl KafkaConn {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         stream.set_nodelay(true)?;
-        Ok(Self { stream, correlation_id: 0 })
+        Ok(Self {
+            stream,
+            correlation_id: 0,
+        })
     }
 
     /// Sends `req` at `version` and decodes the response of the same version.
@@ -288,7 +350,11 @@ impl KafkaConn {
         }
         let out = R::Response::decode(&mut resp, version)?;
         if resp.has_remaining() {
-            bail!("{} bytes left after decoding the response to api key {} v{version}", resp.remaining(), R::KEY);
+            bail!(
+                "{} bytes left after decoding the response to api key {} v{version}",
+                resp.remaining(),
+                R::KEY
+            );
         }
         Ok(out)
     }
@@ -303,13 +369,17 @@ impl KafkaConn {
 
     pub fn read_frame(&mut self) -> Result<Bytes> {
         let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).context("reading response size")?;
+        self.stream
+            .read_exact(&mut len)
+            .context("reading response size")?;
         let len = i32::from_be_bytes(len);
         if len < 0 {
             bail!("negative response size {len}");
         }
         let mut buf = vec![0u8; len as usize];
-        self.stream.read_exact(&mut buf).context("reading response body")?;
+        self.stream
+            .read_exact(&mut buf)
+            .context("reading response body")?;
         Ok(Bytes::from(buf))
     }
 }

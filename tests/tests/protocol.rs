@@ -10,7 +10,8 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, BrokerId, CreateTopicsRequest, FetchRequest, ProduceRequest, TopicName,
+    ApiKey, ApiVersionsRequest, BrokerId, CreateTopicsRequest, FetchRequest, ProduceRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -25,15 +26,24 @@ fn api_versions(conn: &mut KafkaConn) -> Result<Versions> {
         .with_client_software_version(StrBytes::from_static_str("0.1.0"));
     let resp = conn.send(&req, 3)?;
     assert_eq!(resp.error_code, 0, "ApiVersions v3 error");
-    Ok(resp.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect())
+    Ok(resp
+        .api_keys
+        .iter()
+        .map(|k| (k.api_key, (k.min_version, k.max_version)))
+        .collect())
 }
 
 /// The highest version both sides speak, capped at `cap` (the last version this test encodes
 /// with topic names rather than topic ids).
 fn pick(v: &Versions, key: ApiKey, cap: i16) -> i16 {
-    let (lo, hi) = *v.get(&(key as i16)).unwrap_or_else(|| panic!("{key:?} missing from ApiVersions"));
+    let (lo, hi) = *v
+        .get(&(key as i16))
+        .unwrap_or_else(|| panic!("{key:?} missing from ApiVersions"));
     let version = hi.min(cap);
-    assert!(version >= lo, "{key:?}: broker supports v{lo}..v{hi}, test needs <= v{cap}");
+    assert!(
+        version >= lo,
+        "{key:?}: broker supports v{lo}..v{hi}, test needs <= v{cap}"
+    );
     version
 }
 
@@ -45,7 +55,10 @@ fn records(n: usize, base_ts: i64) -> Vec<Record> {
     (0..n)
         .map(|i| {
             let mut headers = kafka_protocol::indexmap::IndexMap::new();
-            headers.insert(StrBytes::from_string(format!("h{i}")), Some(Bytes::from(vec![i as u8, 0, 255])));
+            headers.insert(
+                StrBytes::from_string(format!("h{i}")),
+                Some(Bytes::from(vec![i as u8, 0, 255])),
+            );
             Record {
                 transactional: false,
                 control: false,
@@ -57,8 +70,14 @@ fn records(n: usize, base_ts: i64) -> Vec<Record> {
                 offset: i as i64,
                 sequence: -1,
                 timestamp: base_ts + i as i64,
-                key: if i % 3 == 2 { None } else { Some(Bytes::from(format!("key-{i}"))) },
-                value: Some(Bytes::from([&b"\x00\xffvalue-"[..], i.to_string().as_bytes()].concat())),
+                key: if i % 3 == 2 {
+                    None
+                } else {
+                    Some(Bytes::from(format!("key-{i}")))
+                },
+                value: Some(Bytes::from(
+                    [&b"\x00\xffvalue-"[..], i.to_string().as_bytes()].concat(),
+                )),
                 headers,
             }
         })
@@ -78,34 +97,63 @@ fn create_topic(conn: &mut KafkaConn, v: &Versions, name: &str, partitions: i32)
                 .with_value(Some(StrBytes::from_static_str("86400000")))])]);
     let resp = conn.send(&req, version)?;
     assert_eq!(resp.topics.len(), 1);
-    assert_eq!(resp.topics[0].error_code, 0, "CreateTopics: {:?}", resp.topics[0].error_message);
+    assert_eq!(
+        resp.topics[0].error_code, 0,
+        "CreateTopics: {:?}",
+        resp.topics[0].error_message
+    );
     Ok(())
 }
 
-fn produce(conn: &mut KafkaConn, v: &Versions, name: &str, partition: i32, recs: &[Record], c: Compression) -> Result<i64> {
+fn produce(
+    conn: &mut KafkaConn,
+    v: &Versions,
+    name: &str,
+    partition: i32,
+    recs: &[Record],
+    c: Compression,
+) -> Result<i64> {
     let version = pick(v, ApiKey::Produce, 9);
     let mut batch = BytesMut::new();
-    RecordBatchEncoder::encode(&mut batch, recs.iter(), &RecordEncodeOptions { version: 2, compression: c })?;
+    RecordBatchEncoder::encode(
+        &mut batch,
+        recs.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: c,
+        },
+    )?;
     let batch = batch.freeze();
     // the partition may need a moment to get its leader after CreateTopics
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
-            TopicProduceData::default().with_name(topic(name)).with_partition_data(vec![
-                PartitionProduceData::default().with_index(partition).with_records(Some(batch.clone())),
-            ]),
-        ]);
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic(name))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(batch.clone()))])]);
         let resp = conn.send(&req, version)?;
         let p = &resp.responses[0].partition_responses[0];
         match p.error_code {
             0 => return Ok(p.base_offset),
-            3 | 5 | 6 if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            3 | 5 | 6 if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200))
+            }
             e => bail!("produce error {e}: {:?}", p.error_message),
         }
     }
 }
 
-fn fetch(conn: &mut KafkaConn, v: &Versions, name: &str, partition: i32, offset: i64) -> Result<(i64, Vec<Record>)> {
+fn fetch(
+    conn: &mut KafkaConn,
+    v: &Versions,
+    name: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<(i64, Vec<Record>)> {
     let version = pick(v, ApiKey::Fetch, 12);
     let req = FetchRequest::default()
         .with_replica_id(BrokerId(-1))
@@ -115,14 +163,14 @@ fn fetch(conn: &mut KafkaConn, v: &Versions, name: &str, partition: i32, offset:
         .with_isolation_level(0)
         .with_session_id(0)
         .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default().with_topic(topic(name)).with_partitions(vec![
-            FetchPartition::default()
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic(name))
+            .with_partitions(vec![FetchPartition::default()
                 .with_partition(partition)
                 .with_fetch_offset(offset)
                 .with_current_leader_epoch(-1)
                 .with_log_start_offset(-1)
-                .with_partition_max_bytes(1 << 20),
-        ])]);
+                .with_partition_max_bytes(1 << 20)])]);
     let resp = conn.send(&req, version)?;
     assert_eq!(resp.error_code, 0);
     let p = &resp.responses[0].partitions[0];
@@ -168,7 +216,10 @@ fn api_versions_lists_the_core_apis() -> Result<()> {
         ApiKey::CreateTopics,
         ApiKey::DeleteTopics,
     ] {
-        let (lo, hi) = v.get(&(key as i16)).copied().unwrap_or_else(|| panic!("{key:?} not advertised"));
+        let (lo, hi) = v
+            .get(&(key as i16))
+            .copied()
+            .unwrap_or_else(|| panic!("{key:?} not advertised"));
         assert!(lo <= hi, "{key:?}: v{lo}..v{hi}");
     }
     // ApiVersions itself must cover v0..v3 so that every client can bootstrap
@@ -187,11 +238,20 @@ fn produce_then_fetch_round_trip_survives_kill9() -> Result<()> {
     let v = api_versions(&mut conn)?;
     create_topic(&mut conn, &v, "rs-roundtrip", 2)?;
 
-    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64 - 60_000;
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64
+        - 60_000;
     let first = records(5, ts);
-    assert_eq!(produce(&mut conn, &v, "rs-roundtrip", 1, &first, Compression::None)?, 0);
+    assert_eq!(
+        produce(&mut conn, &v, "rs-roundtrip", 1, &first, Compression::None)?,
+        0
+    );
     let second = records(7, ts + 100);
-    assert_eq!(produce(&mut conn, &v, "rs-roundtrip", 1, &second, Compression::Zstd)?, 5);
+    assert_eq!(
+        produce(&mut conn, &v, "rs-roundtrip", 1, &second, Compression::Zstd)?,
+        5
+    );
 
     let (hw, got) = fetch(&mut conn, &v, "rs-roundtrip", 1, 0)?;
     assert_eq!(hw, 12);
@@ -202,7 +262,10 @@ fn produce_then_fetch_round_trip_survives_kill9() -> Result<()> {
     assert_eq!((hw0, got0.len()), (0, 0));
     // fetch from the middle of the second batch: the batch comes back whole, the client skips
     let (_, mid) = fetch(&mut conn, &v, "rs-roundtrip", 1, 8)?;
-    assert!(mid.iter().any(|r| r.offset == 8), "offset 8 not in the fetch from 8");
+    assert!(
+        mid.iter().any(|r| r.offset == 8),
+        "offset 8 not in the fetch from 8"
+    );
 
     broker.restart(true)?;
     let mut conn = broker.connect()?;
