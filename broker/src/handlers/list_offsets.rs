@@ -22,34 +22,30 @@ pub async fn handle(
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let image = state.image();
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|topic| {
-            let partitions = topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    let base = ListOffsetsPartitionResponse::default()
-                        .with_partition_index(p.partition_index);
-                    match lookup(state, &image, &topic.name, p) {
-                        Ok((offset, timestamp, epoch)) => base
-                            .with_offset(offset)
-                            .with_timestamp(timestamp)
-                            // Versions before 4 have no leader epoch field.
-                            .with_leader_epoch(if version >= 4 { epoch } else { -1 }),
-                        Err(e) => base
-                            .with_error_code(e.code)
-                            .with_offset(-1)
-                            .with_timestamp(-1),
-                    }
-                })
-                .collect();
+    let topics = super::per_partition(
+        request.topics,
+        |t| (t.name.0.as_str(), &t.partitions[..]),
+        |topic, p| {
+            let base =
+                ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            match lookup(state, &image, topic, p) {
+                Ok((offset, timestamp, epoch)) => base
+                    .with_offset(offset)
+                    .with_timestamp(timestamp)
+                    // Versions before 4 have no leader epoch field.
+                    .with_leader_epoch(if version >= 4 { epoch } else { -1 }),
+                Err(e) => base
+                    .with_error_code(e.code)
+                    .with_offset(-1)
+                    .with_timestamp(-1),
+            }
+        },
+        |t, partitions| {
             ListOffsetsTopicResponse::default()
-                .with_name(topic.name)
+                .with_name(t.name)
                 .with_partitions(partitions)
-        })
-        .collect();
+        },
+    );
     ListOffsetsResponse::default().with_topics(topics)
 }
 

@@ -258,6 +258,25 @@ fn unsupported(state: &BrokerState, raw: RawHeader) -> Result<Option<Vec<Bytes>>
     }
 }
 
+/// Answers each partition of a per-topic request, keeping the request's
+/// grouping and order: `split` names a topic and its partitions, `answer`
+/// handles one partition, `wrap` builds a topic's part of the response.
+pub(crate) fn per_partition<T, P, R, O>(
+    topics: Vec<T>,
+    split: impl Fn(&T) -> (&str, &[P]),
+    mut answer: impl FnMut(&str, &P) -> R,
+    wrap: impl Fn(T, Vec<R>) -> O,
+) -> Vec<O> {
+    topics
+        .into_iter()
+        .map(|topic| {
+            let (name, partitions) = split(&topic);
+            let answers = partitions.iter().map(|p| answer(name, p)).collect();
+            wrap(topic, answers)
+        })
+        .collect()
+}
+
 /// Kafka's name of an API, for metric labels.
 pub fn api_name(api: ApiKey) -> &'static str {
     match api {

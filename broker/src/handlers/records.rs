@@ -28,42 +28,38 @@ pub async fn delete_records(
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let image = state.image();
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|topic| {
-            let partitions = topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    let base = DeleteRecordsPartitionResult::default()
-                        .with_partition_index(p.partition_index);
-                    let result = state
-                        .leader_log(&image, &topic.name, p.partition_index)
-                        .and_then(|(log, _)| {
-                            let high_watermark = log.log_end_offset();
-                            let target = if p.offset == HIGH_WATERMARK {
-                                high_watermark
-                            } else {
-                                p.offset
-                            };
-                            if target < 0 || target > high_watermark {
-                                return Err(PartitionError::new(ResponseError::OffsetOutOfRange));
-                            }
-                            tokio::task::block_in_place(|| log.delete_records_before(target))
-                                .map_err(|e| PartitionError::from_storage(&e))
-                        });
-                    match result {
-                        Ok(low_watermark) => base.with_low_watermark(low_watermark),
-                        Err(e) => base.with_error_code(e.code).with_low_watermark(-1),
+    let topics = super::per_partition(
+        request.topics,
+        |t| (t.name.0.as_str(), &t.partitions[..]),
+        |topic, p| {
+            let base =
+                DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+            let result = state
+                .leader_log(&image, topic, p.partition_index)
+                .and_then(|(log, _)| {
+                    let high_watermark = log.log_end_offset();
+                    let target = if p.offset == HIGH_WATERMARK {
+                        high_watermark
+                    } else {
+                        p.offset
+                    };
+                    if target < 0 || target > high_watermark {
+                        return Err(PartitionError::new(ResponseError::OffsetOutOfRange));
                     }
-                })
-                .collect();
+                    tokio::task::block_in_place(|| log.delete_records_before(target))
+                        .map_err(|e| PartitionError::from_storage(&e))
+                });
+            match result {
+                Ok(low_watermark) => base.with_low_watermark(low_watermark),
+                Err(e) => base.with_error_code(e.code).with_low_watermark(-1),
+            }
+        },
+        |t, partitions| {
             DeleteRecordsTopicResult::default()
-                .with_name(topic.name)
+                .with_name(t.name)
                 .with_partitions(partitions)
-        })
-        .collect();
+        },
+    );
     DeleteRecordsResponse::default().with_topics(topics)
 }
 
@@ -75,41 +71,34 @@ pub async fn offset_for_leader_epoch(
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let image = state.image();
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|topic| {
-            let partitions = topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    let base = EpochEndOffset::default().with_partition(p.partition);
-                    let result = state
-                        .leader_log(&image, &topic.topic, p.partition)
-                        .and_then(|(log, meta)| {
-                            super::fetch::check_leader_epoch(
-                                p.current_leader_epoch,
-                                meta.leader_epoch,
-                            )?;
-                            if p.leader_epoch > meta.leader_epoch {
-                                Ok((-1, -1))
-                            } else {
-                                Ok((meta.leader_epoch, log.log_end_offset()))
-                            }
-                        });
-                    match result {
-                        Ok((epoch, end)) => base.with_leader_epoch(epoch).with_end_offset(end),
-                        Err(e) => base
-                            .with_error_code(e.code)
-                            .with_leader_epoch(-1)
-                            .with_end_offset(-1),
+    let topics = super::per_partition(
+        request.topics,
+        |t| (t.topic.0.as_str(), &t.partitions[..]),
+        |topic, p| {
+            let base = EpochEndOffset::default().with_partition(p.partition);
+            let result = state
+                .leader_log(&image, topic, p.partition)
+                .and_then(|(log, meta)| {
+                    super::fetch::check_leader_epoch(p.current_leader_epoch, meta.leader_epoch)?;
+                    if p.leader_epoch > meta.leader_epoch {
+                        Ok((-1, -1))
+                    } else {
+                        Ok((meta.leader_epoch, log.log_end_offset()))
                     }
-                })
-                .collect();
+                });
+            match result {
+                Ok((epoch, end)) => base.with_leader_epoch(epoch).with_end_offset(end),
+                Err(e) => base
+                    .with_error_code(e.code)
+                    .with_leader_epoch(-1)
+                    .with_end_offset(-1),
+            }
+        },
+        |t, partitions| {
             OffsetForLeaderTopicResult::default()
-                .with_topic(topic.topic)
+                .with_topic(t.topic)
                 .with_partitions(partitions)
-        })
-        .collect();
+        },
+    );
     OffsetForLeaderEpochResponse::default().with_topics(topics)
 }
