@@ -136,37 +136,57 @@ broker.address.family=v4
 EOF
 
 say "librdkafka suite: ${#TESTS_TO_RUN[@]} tests against $BOOTSTRAP (Kafka version assumed: $TEST_KAFKA_VERSION${QUICK:+, quick mode})"
-passed=(); failed=(); t_all=$SECONDS
-for t in "${TESTS_TO_RUN[@]}"; do
-    t0=$SECONDS
+is_expected() {
+    local e
+    for e in "${EXPECTED[@]}"; do [ "$1" = "$e" ] && return 0; done
+    return 1
+}
+
+# Runs test $1 once, logging to $2; sets `status` (PASS, FAIL(rc), TIMEOUT, KILLED, +BROKER-DIED).
+run_one() {
+    local t=$1 log=$2 rc
     set +e
     (cd "$SRC/tests" && TESTS="$t" RDKAFKA_TEST_CONF="$CONF" LD_LIBRARY_PATH="../src:../src-cpp" \
-        timeout -k 10 "$PER_TEST_TIMEOUT" ./test-runner $QUICK -L -K -p1) >"$LOGS/$t.log" 2>&1
+        timeout -k 10 "$PER_TEST_TIMEOUT" ./test-runner $QUICK -L -K -p1) >"$log" 2>&1
     rc=$?
     set -e
     status=PASS
     if [ $rc -eq 124 ]; then status="TIMEOUT"; elif [ $rc -eq 137 ]; then status="KILLED"; elif [ $rc -ne 0 ]; then status="FAIL($rc)"; fi
     if [ -n "$BROKER_PID" ] && ! kill -0 "$BROKER_PID" 2>/dev/null; then
         status="$status+BROKER-DIED"
-        { echo "---- broker log tail ----"; tail -100 "$BROKER_DIR/broker.log"; } >>"$LOGS/$t.log"
+        { echo "---- broker log tail ----"; tail -100 "$BROKER_DIR/broker.log"; } >>"$log"
         start_broker
     fi
+}
+
+passed=(); failed=(); flaky=(); t_all=$SECONDS
+for t in "${TESTS_TO_RUN[@]}"; do
+    t0=$SECONDS
+    run_one "$t" "$LOGS/$t.log"
+    # Several of the suite's tests depend on timing (join windows, in-flight purges) that a
+    # loaded 2-core machine sometimes misses: an expected test gets one retry, and a pass on
+    # retry is reported as flaky. A real regression fails both times.
+    if [ "$status" != PASS ] && is_expected "$t"; then
+        first=$status
+        run_one "$t" "$LOGS/$t.retry.log"
+        [ "$status" = PASS ] && { status="PASS(retry after $first)"; flaky+=("$t"); }
+    fi
     printf '%-6s %-22s %4ss\n' "$t" "$status" "$((SECONDS - t0))"
-    if [ "$status" = PASS ]; then passed+=("$t"); else failed+=("$t"); fi
+    if [ "${status%%(*}" = PASS ]; then passed+=("$t"); else failed+=("$t"); fi
 done
 
 regressions=()
 for t in "${failed[@]}"; do
-    for e in "${EXPECTED[@]}"; do [ "$t" = "$e" ] && regressions+=("$t"); done
+    if is_expected "$t"; then regressions+=("$t"); fi
 done
 echo
 echo "librdkafka suite took $((SECONDS - t_all))s; logs in $LOGS"
 [ ${#failed[@]} -gt 0 ] && echo "failed: ${failed[*]}"
+[ ${#flaky[@]} -gt 0 ] && echo "passed only on retry (flaky): ${flaky[*]}"
 [ ${#regressions[@]} -gt 0 ] && echo "REGRESSIONS (listed in expected-pass.txt): ${regressions[*]}"
 newly=()
 for t in "${passed[@]}"; do
-    found=""; for e in "${EXPECTED[@]}"; do [ "$t" = "$e" ] && found=1; done
-    [ -z "$found" ] && newly+=("$t")
+    if ! is_expected "$t"; then newly+=("$t"); fi
 done
 [ ${#newly[@]} -gt 0 ] && echo "passing but not yet in expected-pass.txt: ${newly[*]}"
 echo "librdkafka: ${#passed[@]} passed, ${#failed[@]} failed"
