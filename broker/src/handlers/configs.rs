@@ -106,15 +106,11 @@ pub async fn alter_configs(
             Ok((resource, ConfigUpdate::Replace(configs)))
         })
         .collect();
-    let results = run_checked(items, |updates| {
-        controller.alter_configs(updates, request.validate_only)
-    });
     let responses = request
         .resources
         .iter()
-        .zip(results)
-        .map(|(r, result)| {
-            let (code, message) = error_fields(result);
+        .zip(commit(controller, items, request.validate_only))
+        .map(|(r, (code, message))| {
             alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone())
@@ -159,15 +155,11 @@ pub async fn incremental_alter_configs(
             Ok((resource, ConfigUpdate::Incremental(ops)))
         })
         .collect();
-    let results = run_checked(items, |updates| {
-        controller.alter_configs(updates, request.validate_only)
-    });
     let responses = request
         .resources
         .iter()
-        .zip(results)
-        .map(|(r, result)| {
-            let (code, message) = error_fields(result);
+        .zip(commit(controller, items, request.validate_only))
+        .map(|(r, (code, message))| {
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone())
@@ -176,6 +168,21 @@ pub async fn incremental_alter_configs(
         })
         .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Commits the resources that passed their own checks (AlterConfigs and
+/// IncrementalAlterConfigs alike) and returns each one's error fields, in order.
+fn commit(
+    controller: &Controller,
+    items: Vec<Result<(ConfigResource, ConfigUpdate), ApiError>>,
+    validate_only: bool,
+) -> Vec<(i16, Option<StrBytes>)> {
+    run_checked(items, |updates| {
+        controller.alter_configs(updates, validate_only)
+    })
+    .into_iter()
+    .map(error_fields)
+    .collect()
 }
 
 /// Error code and message of one resource; a null message on success, as Kafka sends.

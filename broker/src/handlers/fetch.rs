@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
 use crate::metadata::MetadataImage;
@@ -49,15 +48,16 @@ fn read_all(
     let mut had_error = false;
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
-        let name = if version >= 13 {
-            image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
+        // Borrowed for the lookups: a long poll rereads every partition on each wake-up.
+        let name: Option<&str> = if version >= 13 {
+            image.topic_by_id(&topic.topic_id).map(|t| t.name.as_str())
         } else {
-            Some(topic.topic.0.to_string())
+            Some(topic.topic.0.as_str())
         };
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let base = PartitionData::default().with_partition_index(p.partition);
-            let result = match &name {
+            let result = match name {
                 None => Err(PartitionError::new(ResponseError::UnknownTopicId)),
                 Some(name) => {
                     let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
@@ -86,7 +86,8 @@ fn read_all(
         }
         topics.push(
             FetchableTopicResponse::default()
-                .with_topic(TopicName(StrBytes::from_string(name.unwrap_or_default())))
+                // Versions before 13 echo the request's name; later ones carry only the id.
+                .with_topic(topic.topic.clone())
                 .with_topic_id(topic.topic_id)
                 .with_partitions(partitions),
         );
