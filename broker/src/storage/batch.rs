@@ -1,6 +1,11 @@
 //! Zero-copy view over record batch v2 bytes: header fields, validation and
 //! in-place rewrites of the fields the broker owns.
 
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
 /// Bytes before the part covered by `batchLength`: baseOffset + batchLength.
 pub const LOG_OVERHEAD: usize = 12;
 /// Size of the fixed v2 batch header.
@@ -257,6 +262,54 @@ impl<'a> PatchableBatch<'a> {
         let crc = crc32c::crc32c_append(crc32c::crc32c(&self.head[ATTRIBUTES_AT..]), self.body);
         self.head[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
     }
+}
+
+/// How the broker frames a batch it writes itself (its internal topics and
+/// metadata snapshots); client batches are never re-encoded.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchFrame {
+    pub base_offset: i64,
+    pub leader_epoch: i32,
+    /// Marks the batch as holding control records (`key` = version + type).
+    pub control: bool,
+    pub timestamp: i64,
+    pub compression: Compression,
+}
+
+/// Encodes key/value pairs as one v2 batch with offsets from `frame.base_offset`.
+pub fn encode(
+    records: &[(Option<Bytes>, Option<Bytes>)],
+    frame: BatchFrame,
+) -> Result<Bytes, anyhow::Error> {
+    let records: Vec<Record> = records
+        .iter()
+        .zip(frame.base_offset..)
+        .map(|((key, value), offset)| Record {
+            transactional: false,
+            control: frame.control,
+            delete_horizon: false,
+            partition_leader_epoch: frame.leader_epoch,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: -1,
+            timestamp: frame.timestamp,
+            key: key.clone(),
+            value: value.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: frame.compression,
+        },
+    )?;
+    Ok(buf.freeze())
 }
 
 #[cfg(test)]
