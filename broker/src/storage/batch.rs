@@ -293,7 +293,9 @@ pub fn encode(
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset,
-            sequence: -1,
+            // The encoder starts a new batch whenever offset - sequence changes;
+            // this keeps one batch whose base sequence is -1 (no producer).
+            sequence: (offset - frame.base_offset) as i32 - 1,
             timestamp: frame.timestamp,
             key: key.clone(),
             value: value.clone(),
@@ -504,5 +506,32 @@ mod tests {
         assert_eq!(h.last_sequence(), 0);
         h.base_sequence = 5;
         assert_eq!(h.last_sequence(), 7);
+    }
+
+    #[test]
+    fn encode_frames_all_records_as_one_batch() {
+        let records: Vec<(Option<Bytes>, Option<Bytes>)> = (0..3)
+            .map(|i| (None, Some(Bytes::from(vec![i; 4]))))
+            .collect();
+        let frame = BatchFrame {
+            base_offset: 40,
+            leader_epoch: 6,
+            control: true,
+            timestamp: 1_000,
+            compression: Compression::None,
+        };
+        let bytes = encode(&records, frame).unwrap();
+        let batches = validate_all(&bytes, 1 << 20, true).unwrap();
+        assert_eq!(batches.len(), 1);
+        let h = batches[0].1;
+        assert_eq!(
+            (h.base_offset, h.last_offset(), h.records_count),
+            (40, 42, 3)
+        );
+        assert_eq!(
+            (h.partition_leader_epoch, h.base_sequence, h.producer_id),
+            (6, -1, -1)
+        );
+        assert!(h.is_control() && !h.is_transactional());
     }
 }
