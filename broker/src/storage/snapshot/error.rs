@@ -23,6 +23,8 @@ pub enum SnapshotError {
     InvalidId(SnapshotId),
     #[error("snapshot {0} already exists")]
     AlreadyExists(PathBuf),
+    #[error("cannot encode a snapshot batch: {0}")]
+    Encode(String),
     #[error("a record of {0} bytes does not fit in a snapshot batch")]
     RecordTooLarge(usize),
     /// Kafka's POSITION_OUT_OF_RANGE for FetchSnapshot.

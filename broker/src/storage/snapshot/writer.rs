@@ -123,10 +123,8 @@ impl SnapshotWriter {
             timestamp: now_ms(),
             compression: Compression::None,
         };
-        let bytes = batch::encode(records, frame).map_err(|e| SnapshotError::Io {
-            path: self.part.clone(),
-            source: std::io::Error::other(format!("cannot encode a batch: {e:#}")),
-        })?;
+        let bytes =
+            batch::encode(records, frame).map_err(|e| SnapshotError::Encode(format!("{e:#}")))?;
         self.file.write_all(&bytes).map_err(io_error(&self.part))?;
         self.next_offset += records.len() as i64;
         self.size += bytes.len() as u64;
