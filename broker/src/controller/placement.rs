@@ -117,7 +117,10 @@ mod tests {
                     port: 9092,
                     rack: None,
                     fenced,
+                    in_controlled_shutdown: false,
                     incarnation_id: uuid::Uuid::nil(),
+                    endpoints: Vec::new(),
+                    features: Vec::new(),
                 },
             );
         }

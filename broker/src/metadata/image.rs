@@ -7,8 +7,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::records::{
-    ConfigRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord,
-    NO_LEADER_CHANGE, TOPIC_RESOURCE,
+    BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, ConfigRecord, MetadataRecord,
+    PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord, NO_LEADER_CHANGE, TOPIC_RESOURCE,
 };
 
 /// Name of the feature whose level is the metadata version.
@@ -35,11 +35,17 @@ pub enum ApplyError {
 pub struct BrokerImage {
     pub id: i32,
     pub epoch: i64,
+    /// The first endpoint's address, the one clients are told.
     pub host: String,
     pub port: u16,
     pub rack: Option<String>,
     pub fenced: bool,
+    pub in_controlled_shutdown: bool,
     pub incarnation_id: Uuid,
+    /// Every registered listener and supported feature range, kept so that a
+    /// snapshot carries the whole registration.
+    pub endpoints: Vec<BrokerEndpoint>,
+    pub features: Vec<BrokerFeature>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +56,11 @@ pub struct PartitionImage {
     pub partition_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Replicas leaving and joining during a reassignment.
+    pub removing_replicas: Vec<i32>,
+    pub adding_replicas: Vec<i32>,
+    /// 1 while recovering from an unclean leader election.
+    pub leader_recovery_state: i8,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,11 +156,7 @@ impl MetadataImage {
             MetadataRecord::RegisterBroker(r) => self.register_broker(r),
             MetadataRecord::FenceBroker(r) => self.set_fenced(r.id, true)?,
             MetadataRecord::UnfenceBroker(r) => self.set_fenced(r.id, false)?,
-            MetadataRecord::BrokerRegistrationChange(r) => match r.fenced {
-                1 => self.set_fenced(r.broker_id, true)?,
-                -1 => self.set_fenced(r.broker_id, false)?,
-                _ => {}
-            },
+            MetadataRecord::BrokerRegistrationChange(r) => self.change_registration(r)?,
             MetadataRecord::Topic(r) => {
                 if let Some(existing) = self.topics.get(&r.name) {
                     return Err(ApplyError::TopicExists {
@@ -208,9 +215,33 @@ impl MetadataImage {
                 port,
                 rack: r.rack.clone(),
                 fenced: r.fenced,
+                in_controlled_shutdown: r.in_controlled_shutdown,
                 incarnation_id: r.incarnation_id,
+                endpoints: r.endpoints.clone(),
+                features: r.features.clone(),
             },
         );
+    }
+
+    /// Fencing: -1 unfences, 1 fences; controlled shutdown: 1 enters it, and
+    /// only a new registration leaves it. 0 changes nothing, as in Kafka.
+    fn change_registration(
+        &mut self,
+        r: &BrokerRegistrationChangeRecord,
+    ) -> Result<(), ApplyError> {
+        let broker = self
+            .brokers
+            .get_mut(&r.broker_id)
+            .ok_or(ApplyError::UnknownBroker(r.broker_id))?;
+        match r.fenced {
+            1 => broker.fenced = true,
+            -1 => broker.fenced = false,
+            _ => {}
+        }
+        if r.in_controlled_shutdown == 1 {
+            broker.in_controlled_shutdown = true;
+        }
+        Ok(())
     }
 
     fn set_fenced(&mut self, id: i32, fenced: bool) -> Result<(), ApplyError> {
@@ -244,6 +275,9 @@ impl MetadataImage {
             partition_epoch: r.partition_epoch,
             replicas: r.replicas.clone(),
             isr: r.isr.clone(),
+            removing_replicas: r.removing_replicas.clone(),
+            adding_replicas: r.adding_replicas.clone(),
+            leader_recovery_state: r.leader_recovery_state,
         };
         // Partitions arrive in order; a record may also replace an existing one.
         match usize::try_from(r.partition_id) {
@@ -274,6 +308,16 @@ impl MetadataImage {
         if let Some(replicas) = &r.replicas {
             partition.replicas = replicas.clone();
         }
+        if let Some(removing) = &r.removing_replicas {
+            partition.removing_replicas = removing.clone();
+        }
+        if let Some(adding) = &r.adding_replicas {
+            partition.adding_replicas = adding.clone();
+        }
+        // -1 means unchanged.
+        if r.leader_recovery_state >= 0 {
+            partition.leader_recovery_state = r.leader_recovery_state;
+        }
         // Saturating: a garbled epoch near i32::MAX must not take the broker down.
         if r.leader != NO_LEADER_CHANGE {
             partition.leader = r.leader;
@@ -303,5 +347,9 @@ impl MetadataImage {
     }
 }
 
+mod snapshot_records;
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -4,6 +4,7 @@ mod codec;
 pub mod image;
 pub mod publisher;
 pub mod records;
+pub mod snapshot;
 
 pub use codec::DecodeError;
 pub use image::{ApplyError, BrokerImage, MetadataImage, PartitionImage, TopicImage};

@@ -2,11 +2,10 @@
 //! internal topics (the metadata log and `__consumer_offsets`). Client data
 //! never goes through here: it stays in the batches producers sent.
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
+use crate::storage::batch::{self, BatchFrame};
 use crate::storage::{PartitionLog, StorageError};
 
 /// One record read back: offset, key, value (None = tombstone).
@@ -18,35 +17,14 @@ pub fn encode_batch(
     now_ms: i64,
     compression: Compression,
 ) -> Result<Bytes, anyhow::Error> {
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: now_ms,
-            key: key.clone(),
-            value: value.clone(),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )?;
-    Ok(buf.freeze())
+    let frame = BatchFrame {
+        base_offset: 0,
+        leader_epoch: -1,
+        control: false,
+        timestamp: now_ms,
+        compression,
+    };
+    batch::encode(records, frame)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,11 @@
 //! Zero-copy view over record batch v2 bytes: header fields, validation and
 //! in-place rewrites of the fields the broker owns.
 
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
 /// Bytes before the part covered by `batchLength`: baseOffset + batchLength.
 pub const LOG_OVERHEAD: usize = 12;
 /// Size of the fixed v2 batch header.
@@ -259,6 +264,56 @@ impl<'a> PatchableBatch<'a> {
     }
 }
 
+/// How the broker frames a batch it writes itself (its internal topics and
+/// metadata snapshots); client batches are never re-encoded.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchFrame {
+    pub base_offset: i64,
+    pub leader_epoch: i32,
+    /// Marks the batch as holding control records (`key` = version + type).
+    pub control: bool,
+    pub timestamp: i64,
+    pub compression: Compression,
+}
+
+/// Encodes key/value pairs as one v2 batch with offsets from `frame.base_offset`.
+pub fn encode(
+    records: &[(Option<Bytes>, Option<Bytes>)],
+    frame: BatchFrame,
+) -> Result<Bytes, anyhow::Error> {
+    let records: Vec<Record> = records
+        .iter()
+        .zip(frame.base_offset..)
+        .map(|((key, value), offset)| Record {
+            transactional: false,
+            control: frame.control,
+            delete_horizon: false,
+            partition_leader_epoch: frame.leader_epoch,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            // The encoder starts a new batch whenever offset - sequence changes;
+            // this keeps one batch whose base sequence is -1 (no producer).
+            sequence: (offset - frame.base_offset) as i32 - 1,
+            timestamp: frame.timestamp,
+            key: key.clone(),
+            value: value.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: frame.compression,
+        },
+    )?;
+    Ok(buf.freeze())
+}
+
 #[cfg(test)]
 pub(crate) mod testutil {
     //! Builds real batches with kafka-protocol's encoder for tests.
@@ -451,5 +506,32 @@ mod tests {
         assert_eq!(h.last_sequence(), 0);
         h.base_sequence = 5;
         assert_eq!(h.last_sequence(), 7);
+    }
+
+    #[test]
+    fn encode_frames_all_records_as_one_batch() {
+        let records: Vec<(Option<Bytes>, Option<Bytes>)> = (0..3)
+            .map(|i| (None, Some(Bytes::from(vec![i; 4]))))
+            .collect();
+        let frame = BatchFrame {
+            base_offset: 40,
+            leader_epoch: 6,
+            control: true,
+            timestamp: 1_000,
+            compression: Compression::None,
+        };
+        let bytes = encode(&records, frame).unwrap();
+        let batches = validate_all(&bytes, 1 << 20, true).unwrap();
+        assert_eq!(batches.len(), 1);
+        let h = batches[0].1;
+        assert_eq!(
+            (h.base_offset, h.last_offset(), h.records_count),
+            (40, 42, 3)
+        );
+        assert_eq!(
+            (h.partition_leader_epoch, h.base_sequence, h.producer_id),
+            (6, -1, -1)
+        );
+        assert!(h.is_control() && !h.is_transactional());
     }
 }

@@ -20,6 +20,7 @@ mod log;
 mod manager;
 mod producer_state;
 mod segment;
+pub mod snapshot;
 
 pub use error::StorageError;
 pub use log::{AppendInfo, Checkpoints, PartitionLog};
