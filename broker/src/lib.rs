@@ -7,6 +7,7 @@ pub mod config;
 pub mod controller;
 pub mod group;
 pub mod handlers;
+pub mod kraft;
 pub mod meta_properties;
 pub mod metadata;
 pub mod network;

@@ -66,10 +66,7 @@ mod tests {
         let results = run_checked(
             vec![Ok(1), Err(bad.clone())],
             |_: Vec<i32>| -> Result<Vec<Result<i32, ApiError>>, _> {
-                Err(ControllerError::Log(MetadataLogError::Corrupt {
-                    offset: 3,
-                    reason: "x".into(),
-                }))
+                Err(ControllerError::Log(MetadataLogError::Storage("x".into())))
             },
         );
         assert_eq!(

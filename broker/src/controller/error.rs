@@ -3,7 +3,7 @@
 use kafka_protocol::error::ResponseError;
 
 use super::log::MetadataLogError;
-use crate::metadata::{ApplyError, DecodeError};
+use crate::metadata::ApplyError;
 
 /// A request item the controller refused, as the Kafka error code and message
 /// the client will see.
@@ -31,8 +31,6 @@ impl ApiError {
 pub enum ControllerError {
     #[error(transparent)]
     Log(#[from] MetadataLogError),
-    #[error("metadata record at offset {offset} cannot be decoded: {source}")]
-    Decode { offset: i64, source: DecodeError },
     #[error("metadata record at offset {offset} does not fit the metadata: {source}")]
     Apply { offset: i64, source: ApplyError },
     #[error(transparent)]
@@ -44,6 +42,13 @@ impl ControllerError {
     pub fn to_api_error(&self) -> ApiError {
         match self {
             ControllerError::Api(e) => e.clone(),
+            // Clients rediscover the controller and retry, as with Kafka.
+            ControllerError::Log(MetadataLogError::NotController) => {
+                ApiError::new(ResponseError::NotController, self.to_string())
+            }
+            ControllerError::Log(MetadataLogError::Timeout) => {
+                ApiError::new(ResponseError::RequestTimedOut, self.to_string())
+            }
             other => ApiError::new(ResponseError::UnknownServerError, other.to_string()),
         }
     }

@@ -3,14 +3,20 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
 
 use super::error::ControllerError;
 use super::log::MetadataLog;
+use super::log::MetadataLogError;
 use crate::config::BrokerConfig;
 use crate::metadata::{MetadataImage, MetadataPublisher, MetadataRecord};
 use crate::storage::LogConfig;
+
+/// How long a committed write may take to reach the image; only a stuck
+/// loader (a corrupt log) makes it longer.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// State only the writer touches; holding its lock serializes operations.
 pub(super) struct WriterState {
@@ -22,37 +28,24 @@ pub struct Controller {
     config: BrokerConfig,
     log_defaults: LogConfig,
     log: Arc<dyn MetadataLog>,
-    publisher: MetadataPublisher,
+    publisher: Arc<MetadataPublisher>,
     writer: Mutex<WriterState>,
 }
 
 impl Controller {
-    /// Replays `log` into an image; on a brand-new log, bootstraps the
-    /// metadata version and registers this node.
+    /// A controller writing to `log`, whose committed records reach
+    /// `publisher` through the metadata loader. On a brand-new log, bootstraps
+    /// the metadata version and registers this node.
     pub fn open(
         config: &BrokerConfig,
-        cluster_id: String,
+        publisher: Arc<MetadataPublisher>,
         log: Arc<dyn MetadataLog>,
     ) -> Result<Arc<Controller>, ControllerError> {
-        let mut image = MetadataImage::empty(cluster_id);
-        for (offset, bytes) in log.replay()? {
-            let record = MetadataRecord::decode(&bytes)
-                .map_err(|source| ControllerError::Decode { offset, source })?;
-            image
-                .apply_record(&record)
-                .map_err(|source| ControllerError::Apply { offset, source })?;
-            image.metadata_offset = offset;
-        }
-        tracing::info!(
-            offset = image.metadata_offset,
-            topics = image.topics.len(),
-            "metadata log replayed"
-        );
         let controller = Arc::new(Controller {
             config: config.clone(),
             log_defaults: LogConfig::from_broker(config),
             log,
-            publisher: MetadataPublisher::new(image),
+            publisher,
             writer: Mutex::new(WriterState { producer_ids: 0..0 }),
         });
         controller.bootstrap()?;
@@ -73,7 +66,7 @@ impl Controller {
         self.publisher.current()
     }
 
-    pub fn publisher(&self) -> &MetadataPublisher {
+    pub fn publisher(&self) -> &Arc<MetadataPublisher> {
         &self.publisher
     }
 
@@ -82,31 +75,32 @@ impl Controller {
         self.writer.lock()
     }
 
-    /// Appends `records` as one batch, then applies and publishes them.
-    /// Callers hold the writer lock and validated against `image`, the current one.
+    /// Appends `records` as one batch and returns the image once they are
+    /// committed and applied. Callers hold the writer lock and validated
+    /// against `image`, the current one.
     pub(super) fn commit(
         &self,
         image: &MetadataImage,
         records: Vec<MetadataRecord>,
     ) -> Result<Arc<MetadataImage>, ControllerError> {
-        // Apply before appending so a record that does not fit never reaches the log.
+        // Apply to a scratch copy first so a record that does not fit never reaches the log.
         let predicted = image.metadata_offset + records.len() as i64;
-        let mut next =
-            image
-                .try_apply(&records, predicted)
-                .map_err(|source| ControllerError::Apply {
-                    offset: predicted,
-                    source,
-                })?;
+        image
+            .try_apply(&records, predicted)
+            .map_err(|source| ControllerError::Apply {
+                offset: predicted,
+                source,
+            })?;
         let encoded = records.iter().map(MetadataRecord::encode).collect();
-        next.metadata_offset = self.log.append(encoded)?;
-        let next = Arc::new(next);
-        self.publisher.publish(next.clone());
+        let last_offset = self.log.append(encoded, image.metadata_offset)?;
+        if !self.publisher.wait_for_offset(last_offset, APPLY_TIMEOUT) {
+            return Err(MetadataLogError::Timeout.into());
+        }
         tracing::debug!(
-            offset = next.metadata_offset,
+            offset = last_offset,
             records = records.len(),
             "metadata committed"
         );
-        Ok(next)
+        Ok(self.publisher.current())
     }
 }

@@ -7,13 +7,11 @@ use kafka_protocol::error::ResponseError;
 
 use super::*;
 use crate::config::BrokerConfig;
-use crate::metadata::records::{
-    BrokerEndpoint, PartitionRecord, RegisterBrokerRecord, TopicRecord,
-};
+use crate::metadata::records::{BrokerEndpoint, RegisterBrokerRecord};
 use crate::metadata::{MetadataImage, MetadataRecord};
 
 fn open_with(config: &BrokerConfig, log: &MemoryMetadataLog) -> Arc<Controller> {
-    Controller::open(config, "cluster-1".into(), Arc::new(log.clone())).unwrap()
+    log.open_controller(config)
 }
 
 fn open() -> (Arc<Controller>, MemoryMetadataLog) {
@@ -42,7 +40,8 @@ fn open_with_brokers(others: &[(i32, bool)]) -> Arc<Controller> {
                 in_controlled_shutdown: false,
             })
             .encode(),
-        );
+        )
+        .unwrap();
     }
     open_with(&BrokerConfig::default(), &log)
 }
@@ -76,7 +75,7 @@ fn new_log_bootstraps_version_and_registers_this_broker() {
     );
     assert_eq!(me.epoch, 1, "epoch is the offset of the registration");
     assert_eq!(image.metadata_offset, 1);
-    assert_eq!(log.replay().unwrap().len(), 2);
+    assert_eq!(log.record_count(), 2);
 }
 
 #[test]
@@ -103,11 +102,11 @@ fn restart_replays_to_the_same_image() {
     .unwrap();
     c.delete_topics(vec![TopicRef::Name("b".into())]).unwrap();
     c.allocate_producer_id().unwrap();
-    let records = log.replay().unwrap().len();
+    let records = log.record_count();
 
     let again = open_with(&BrokerConfig::default(), &log);
     assert_eq!(*again.image(), *c.image());
-    assert_eq!(log.replay().unwrap().len(), records, "no re-registration");
+    assert_eq!(log.record_count(), records, "no re-registration");
 }
 
 #[test]
@@ -122,50 +121,6 @@ fn changed_advertised_address_re_registers() {
     let me = &again.image().brokers[&1];
     assert_eq!(me.rack.as_deref(), Some("r1"));
     assert!(me.epoch > old_epoch);
-}
-
-#[test]
-fn bad_records_in_the_log_are_clear_errors() {
-    let log = MemoryMetadataLog::new();
-    log.push_raw(bytes::Bytes::from_static(&[1, 99, 0]));
-    let err = Controller::open(&BrokerConfig::default(), "c".into(), Arc::new(log))
-        .err()
-        .unwrap();
-    assert!(
-        matches!(err, ControllerError::Decode { offset: 0, .. }),
-        "{err}"
-    );
-
-    let log = MemoryMetadataLog::new();
-    log.push_raw(
-        MetadataRecord::Topic(TopicRecord {
-            name: "t".into(),
-            topic_id: uuid::Uuid::from_u128(1),
-        })
-        .encode(),
-    );
-    log.push_raw(
-        MetadataRecord::Partition(PartitionRecord {
-            partition_id: 0,
-            topic_id: uuid::Uuid::from_u128(2),
-            replicas: vec![1],
-            isr: vec![1],
-            removing_replicas: vec![],
-            adding_replicas: vec![],
-            leader: 1,
-            leader_recovery_state: 0,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        })
-        .encode(),
-    );
-    let err = Controller::open(&BrokerConfig::default(), "c".into(), Arc::new(log))
-        .err()
-        .unwrap();
-    assert!(
-        matches!(err, ControllerError::Apply { offset: 1, .. }),
-        "{err}"
-    );
 }
 
 #[test]
@@ -330,12 +285,12 @@ fn one_request_creates_valid_topics_and_rejects_duplicates() {
 #[test]
 fn validate_only_changes_nothing() {
     let (c, log) = open();
-    let before = log.replay().unwrap().len();
+    let before = log.record_count();
     let results = c.create_topics(vec![topic("t", 2, 1)], true).unwrap();
     assert_eq!(results[0].as_ref().unwrap().num_partitions, 2);
     assert!(c.image().topic("t").is_none());
     create(&c, topic("t", 1, 1)).unwrap();
-    let after = log.replay().unwrap().len();
+    let after = log.record_count();
     let grow = NewPartitions {
         topic: "t".into(),
         count: 4,
@@ -349,7 +304,7 @@ fn validate_only_changes_nothing() {
     assert_eq!(c.alter_configs(vec![set], true).unwrap(), vec![Ok(())]);
     assert_eq!(c.image().topic("t").unwrap().partitions.len(), 1);
     assert!(c.image().topic("t").unwrap().configs.is_empty());
-    assert_eq!(log.replay().unwrap().len(), after);
+    assert_eq!(log.record_count(), after);
     assert!(after > before);
 }
 
@@ -429,12 +384,12 @@ fn consumer_offsets_is_created_once_and_compacted() {
         .unwrap();
     assert_eq!(first.partitions.len(), 5);
     assert_eq!(first.configs["cleanup.policy"], "compact");
-    let records = log.replay().unwrap().len();
+    let records = log.record_count();
     let second = c
         .ensure_internal_topic(InternalTopic::ConsumerOffsets)
         .unwrap();
     assert!(Arc::ptr_eq(&first, &second));
-    assert_eq!(log.replay().unwrap().len(), records);
+    assert_eq!(log.record_count(), records);
 }
 
 #[test]
@@ -725,15 +680,11 @@ struct FlakyLog {
 }
 
 impl MetadataLog for FlakyLog {
-    fn append(&self, records: Vec<bytes::Bytes>) -> Result<i64, MetadataLogError> {
+    fn append(&self, records: Vec<bytes::Bytes>, based_on: i64) -> Result<i64, MetadataLogError> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(MetadataLogError::Io(std::io::Error::other("disk full")));
         }
-        self.inner.append(records)
-    }
-
-    fn replay(&self) -> Result<Vec<(i64, bytes::Bytes)>, MetadataLogError> {
-        self.inner.replay()
+        self.inner.append(records, based_on)
     }
 }
 
@@ -743,7 +694,7 @@ fn failed_appends_change_nothing() {
         inner: MemoryMetadataLog::new(),
         failing: false.into(),
     });
-    let c = Controller::open(&BrokerConfig::default(), "c".into(), log.clone()).unwrap();
+    let c = Controller::open(&BrokerConfig::default(), log.inner.publisher(), log.clone()).unwrap();
     let before = c.image();
     log.failing.store(true, std::sync::atomic::Ordering::SeqCst);
     let err = c.create_topics(vec![topic("t", 1, 1)], false).unwrap_err();

@@ -58,6 +58,24 @@ pub fn implemented_versions() -> crate::protocol::ApiVersionTable {
     ])
 }
 
+impl crate::network::Service for BrokerState {
+    fn max_frame_bytes(&self) -> u32 {
+        self.config.socket_request_max_bytes
+    }
+
+    fn metrics(&self) -> &crate::server::metrics::Metrics {
+        &self.metrics
+    }
+
+    async fn dispatch(
+        &self,
+        client_host: &str,
+        frame: Bytes,
+    ) -> Result<Option<Vec<Bytes>>, DispatchError> {
+        dispatch(self, client_host, frame).await
+    }
+}
+
 /// Runs one request. `Ok(None)` means no response is due (produce with acks=0).
 pub async fn dispatch(
     state: &BrokerState,

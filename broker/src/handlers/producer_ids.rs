@@ -36,7 +36,6 @@ pub async fn init_producer_id(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use kafka_protocol::messages::TransactionalId;
     use kafka_protocol::protocol::{Encodable, StrBytes};
@@ -47,12 +46,7 @@ mod tests {
 
     #[tokio::test]
     async fn idempotent_producers_get_distinct_ids_at_every_version() {
-        let c = Controller::open(
-            &BrokerConfig::default(),
-            "c".into(),
-            Arc::new(MemoryMetadataLog::new()),
-        )
-        .unwrap();
+        let c = MemoryMetadataLog::new().open_controller(&BrokerConfig::default());
         let mut seen = Vec::new();
         for version in 0..=5 {
             let request = InitProducerIdRequest::default().with_transactional_id(None);
@@ -68,12 +62,7 @@ mod tests {
 
     #[tokio::test]
     async fn transactional_producers_are_refused() {
-        let c = Controller::open(
-            &BrokerConfig::default(),
-            "c".into(),
-            Arc::new(MemoryMetadataLog::new()),
-        )
-        .unwrap();
+        let c = MemoryMetadataLog::new().open_controller(&BrokerConfig::default());
         let request = InitProducerIdRequest::default()
             .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))));
         let response = init_producer_id(&c, 4, request).await;

@@ -1,31 +1,47 @@
-//! Client listener: one task per connection; requests on a connection are
+//! Listeners: one task per connection; requests on a connection are
 //! handled one at a time so responses leave in request order (as Kafka mutes
 //! a channel while its request is in flight); connections run in parallel.
 
+use std::future::Future;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::handlers::dispatch;
+use crate::handlers::DispatchError;
 use crate::protocol::read_frame;
-use crate::server::BrokerState;
+use crate::server::metrics::Metrics;
+
+/// What a listener serves: the client listener answers the broker APIs, the
+/// controller listener the controller and Raft APIs.
+pub trait Service: Send + Sync + 'static {
+    /// Frames larger than this close the connection before being read.
+    fn max_frame_bytes(&self) -> u32;
+    fn metrics(&self) -> &Metrics;
+    /// Answers one request frame; `Ok(None)` when no response is due.
+    fn dispatch(
+        &self,
+        client_host: &str,
+        frame: Bytes,
+    ) -> impl Future<Output = Result<Option<Vec<Bytes>>, DispatchError>> + Send;
+}
 
 /// Accepts connections until `shutdown` turns true.
-pub async fn serve(
+pub async fn serve<S: Service>(
     listener: TcpListener,
-    state: Arc<BrokerState>,
+    state: Arc<S>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    state.metrics.connections.inc();
+                    state.metrics().connections.inc();
                     let state = state.clone();
                     tokio::spawn(async move {
-                        if let Err(error) = connection(stream, &state).await {
+                        if let Err(error) = connection(stream, state.as_ref()).await {
                             tracing::debug!(%peer, %error, "connection ended with an I/O error");
                         }
                     });
@@ -41,25 +57,25 @@ pub async fn serve(
     }
 }
 
-async fn connection(stream: TcpStream, state: &BrokerState) -> std::io::Result<()> {
+async fn connection<S: Service>(stream: TcpStream, state: &S) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let peer = stream.peer_addr()?;
     let (read, write) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read);
     let mut writer = BufWriter::with_capacity(64 * 1024, write);
-    let max_frame = state.config.socket_request_max_bytes;
+    let max_frame = state.max_frame_bytes();
     let client_host = format!("/{}", peer.ip());
     loop {
         let frame = match read_frame(&mut reader, max_frame).await {
             Ok(Some(frame)) => frame,
             Ok(None) => return Ok(()),
             Err(error) => {
-                state.metrics.bad_frames.inc();
+                state.metrics().bad_frames.inc();
                 tracing::warn!(%peer, %error, "closing connection: bad frame");
                 return Ok(());
             }
         };
-        match dispatch(state, &client_host, frame).await {
+        match state.dispatch(&client_host, frame).await {
             Ok(Some(chunks)) => {
                 // Large chunks bypass the buffer; small ones are coalesced.
                 for chunk in &chunks {
@@ -69,7 +85,7 @@ async fn connection(stream: TcpStream, state: &BrokerState) -> std::io::Result<(
             }
             Ok(None) => {}
             Err(error) => {
-                state.metrics.bad_frames.inc();
+                state.metrics().bad_frames.inc();
                 tracing::warn!(%peer, %error, "closing connection: request cannot be served");
                 return Ok(());
             }

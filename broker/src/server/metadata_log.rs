@@ -4,9 +4,12 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use bytes::Bytes;
 
 use crate::controller::{MetadataLog, MetadataLogError};
+use crate::metadata::MetadataLoader;
 use std::path::Path;
 
 use crate::storage::{Checkpoints, LogConfig, PartitionLog, TopicPartition};
@@ -20,15 +23,19 @@ pub const METADATA_TOPIC: &str = "__cluster_metadata";
 
 pub struct LocalMetadataLog {
     log: Arc<PartitionLog>,
+    loader: Arc<MetadataLoader>,
 }
 
 impl LocalMetadataLog {
-    /// Opens `<metadata dir>/__cluster_metadata-0`, recovering a torn tail.
+    /// Opens `<metadata dir>/__cluster_metadata-0`, recovering a torn tail,
+    /// and loads every record in it through `loader`: a single node is a
+    /// quorum of one, so all it holds is committed.
     /// It is not one of the LogManager's logs: no retention or cleaning applies.
     pub fn open(
         metadata_dir: &Path,
         defaults: &LogConfig,
-    ) -> Result<Self, crate::storage::StorageError> {
+        loader: Arc<MetadataLoader>,
+    ) -> anyhow::Result<Self> {
         let config = LogConfig {
             // Metadata is the source of truth: never expired, never compacted.
             retention_ms: -1,
@@ -43,7 +50,11 @@ impl LocalMetadataLog {
         let dir = metadata_dir.join(tp.dir_name());
         std::fs::create_dir_all(&dir)?;
         let log = PartitionLog::open(&dir, tp, config, Checkpoints::default(), now_ms())?;
-        Ok(LocalMetadataLog { log: Arc::new(log) })
+        load(&log, &loader)?;
+        Ok(LocalMetadataLog {
+            log: Arc::new(log),
+            loader,
+        })
     }
 
     /// Flushes and closes the log for a clean shutdown.
@@ -52,37 +63,41 @@ impl LocalMetadataLog {
     }
 }
 
-impl MetadataLog for LocalMetadataLog {
-    fn append(&self, records: Vec<Bytes>) -> Result<i64, MetadataLogError> {
-        let pairs: Vec<_> = records
-            .into_iter()
-            .map(|value| (None, Some(value)))
-            .collect();
-        let batch = encode_batch(&pairs, now_ms(), Compression::None)
-            .map_err(|e| MetadataLogError::Storage(e.to_string()))?;
-        let info = self
-            .log
-            .append(batch, 0, now_ms())
-            .map_err(|e| MetadataLogError::Storage(e.to_string()))?;
-        // Committed means on disk: a single node has no replica to fall back on.
-        self.log
-            .flush()
-            .map_err(|e| MetadataLogError::Storage(e.to_string()))?;
-        Ok(info.last_offset)
+/// Applies the whole log, one run of consecutive offsets at a time.
+fn load(log: &PartitionLog, loader: &MetadataLoader) -> anyhow::Result<()> {
+    let mut run: Vec<Bytes> = Vec::new();
+    let mut run_start = 0;
+    for (offset, _, value) in read_all(log)? {
+        let value =
+            value.with_context(|| format!("metadata record at offset {offset} has no value"))?;
+        if !run.is_empty() && run_start + run.len() as i64 != offset {
+            loader.apply_batch(run_start, &std::mem::take(&mut run))?;
+        }
+        if run.is_empty() {
+            run_start = offset;
+        }
+        run.push(value);
     }
+    if !run.is_empty() {
+        loader.apply_batch(run_start, &run)?;
+    }
+    Ok(())
+}
 
-    fn replay(&self) -> Result<Vec<(i64, Bytes)>, MetadataLogError> {
-        let records = read_all(&self.log).map_err(|e| MetadataLogError::Storage(e.to_string()))?;
-        records
-            .into_iter()
-            .map(|(offset, _, value)| {
-                value
-                    .map(|v| (offset, v))
-                    .ok_or_else(|| MetadataLogError::Corrupt {
-                        offset,
-                        reason: "metadata record without a value".into(),
-                    })
-            })
-            .collect()
+impl MetadataLog for LocalMetadataLog {
+    fn append(&self, records: Vec<Bytes>, _based_on: i64) -> Result<i64, MetadataLogError> {
+        fn storage(e: impl std::fmt::Display) -> MetadataLogError {
+            MetadataLogError::Storage(e.to_string())
+        }
+        let pairs: Vec<_> = records
+            .iter()
+            .map(|value| (None, Some(value.clone())))
+            .collect();
+        let batch = encode_batch(&pairs, now_ms(), Compression::None).map_err(storage)?;
+        let info = self.log.append(batch, 0, now_ms()).map_err(storage)?;
+        // Committed means on disk: a single node has no replica to fall back on.
+        self.log.flush().map_err(storage)?;
+        self.loader.apply_batch(info.base_offset, &records)?;
+        Ok(info.last_offset)
     }
 }

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
 use crate::group::{GroupConfig, GroupCoordinator};
+use crate::metadata::MetadataLoader;
 use crate::storage::{BackgroundConfig, LogConfig, LogManager};
 
 /// Starts the node and serves until SIGTERM or Ctrl-C.
@@ -63,12 +64,14 @@ impl Node {
         .await?
         .context("opening the log directories")?;
 
+        let loader = Arc::new(MetadataLoader::new(meta.cluster_id.clone()));
         let metadata_log = Arc::new(
-            metadata_log::LocalMetadataLog::open(config.metadata_dir(), &defaults)
-                .context("opening the metadata log")?,
+            metadata_log::LocalMetadataLog::open(config.metadata_dir(), &defaults, loader.clone())
+                .context("loading the metadata log")?,
         );
-        let controller = Controller::open(&config, meta.cluster_id.clone(), metadata_log.clone())
-            .context("loading the metadata log")?;
+        let controller =
+            Controller::open(&config, loader.publisher().clone(), metadata_log.clone())
+                .context("bootstrapping the metadata")?;
 
         let store = Arc::new(offsets_store::LocalOffsetsStore::new(
             logs.clone(),

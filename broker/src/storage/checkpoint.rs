@@ -8,15 +8,21 @@ use std::path::Path;
 
 use super::TopicPartition;
 
-/// Writes the file atomically: temp file, fsync, rename, fsync of the directory.
+/// Writes the checkpoint atomically.
 pub fn write(path: &Path, offsets: &BTreeMap<TopicPartition, i64>) -> io::Result<()> {
     let mut text = format!("0\n{}\n", offsets.len());
     for (tp, offset) in offsets {
         text.push_str(&format!("{} {} {offset}\n", tp.topic, tp.partition));
     }
+    write_atomically(path, text.as_bytes())
+}
+
+/// Replaces `path` so that a crash leaves either the old or the new content:
+/// temp file, fsync, rename, fsync of the directory.
+pub fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = File::create(&tmp)?;
-    file.write_all(text.as_bytes())?;
+    file.write_all(data)?;
     file.sync_all()?;
     fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {

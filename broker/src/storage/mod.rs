@@ -8,7 +8,7 @@
 //! after a clean shutdown, `.kafka_cleanshutdown`.
 
 pub mod batch;
-mod checkpoint;
+pub(crate) mod checkpoint;
 mod cleaner;
 pub mod config;
 mod recompress;

@@ -13,12 +13,7 @@ const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 
 fn controller() -> Arc<Controller> {
-    let c = Controller::open(
-        &BrokerConfig::default(),
-        "c".into(),
-        Arc::new(MemoryMetadataLog::new()),
-    )
-    .unwrap();
+    let c = MemoryMetadataLog::new().open_controller(&BrokerConfig::default());
     c.create_topics(vec![NewTopic::with_defaults("t")], false)
         .unwrap();
     c

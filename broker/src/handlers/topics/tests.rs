@@ -10,12 +10,7 @@ use crate::config::BrokerConfig;
 use crate::controller::MemoryMetadataLog;
 
 fn controller() -> Arc<Controller> {
-    Controller::open(
-        &BrokerConfig::default(),
-        "c".into(),
-        Arc::new(MemoryMetadataLog::new()),
-    )
-    .unwrap()
+    MemoryMetadataLog::new().open_controller(&BrokerConfig::default())
 }
 
 fn name(s: &str) -> TopicName {

@@ -1,0 +1,4 @@
+//! KRaft on this node: the Raft core (`crate::raft`) driven over real sockets
+//! and disk, feeding committed metadata to the loader and the controller.
+
+pub mod quorum_state;
