@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
 };
 
 use crate::server::{BrokerState, PartitionError};
+use crate::storage::{UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 
 pub const VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
@@ -63,8 +64,9 @@ pub async fn delete_records(
     DeleteRecordsResponse::default().with_topics(topics)
 }
 
-/// Until replication brings a leader-epoch cache, a partition has had one
-/// leader epoch, so any epoch up to the current one ends at the log end.
+/// The end offset of the requested epoch from the leader's epoch cache,
+/// Kafka's answer: UNDEFINED (-1, -1) with no error for an epoch the log
+/// cannot place (newer than the current one, or none at all).
 pub async fn offset_for_leader_epoch(
     state: &BrokerState,
     _version: i16,
@@ -80,18 +82,14 @@ pub async fn offset_for_leader_epoch(
                 .leader_log(&image, topic, p.partition)
                 .and_then(|(log, meta)| {
                     super::fetch::check_leader_epoch(p.current_leader_epoch, meta.leader_epoch)?;
-                    if p.leader_epoch > meta.leader_epoch {
-                        Ok((-1, -1))
-                    } else {
-                        Ok((meta.leader_epoch, log.log_end_offset()))
-                    }
+                    Ok(log.leader_end_offset_for_epoch(p.leader_epoch, meta.leader_epoch))
                 });
             match result {
                 Ok((epoch, end)) => base.with_leader_epoch(epoch).with_end_offset(end),
                 Err(e) => base
                     .with_error_code(e.code)
-                    .with_leader_epoch(-1)
-                    .with_end_offset(-1),
+                    .with_leader_epoch(UNDEFINED_EPOCH)
+                    .with_end_offset(UNDEFINED_EPOCH_OFFSET),
             }
         },
         |t, partitions| {
