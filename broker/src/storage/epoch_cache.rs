@@ -35,6 +35,11 @@ impl LeaderEpochCache {
         self.entries.last().map(|e| e.epoch)
     }
 
+    /// Where the latest epoch starts.
+    pub fn latest_start_offset(&self) -> Option<i64> {
+        self.entries.last().map(|e| e.start_offset)
+    }
+
     /// Records that `epoch` starts at `start_offset`. An epoch already known
     /// keeps its first offset unless the new one is lower. Entries that would
     /// break monotonicity (epoch or start offset not below the new entry's)

@@ -93,22 +93,32 @@ impl PartitionLog {
     /// Loads the epoch cache at open and makes it agree with the log: entries
     /// past the log end go (a torn tail was cut), batches past `recovery_point`
     /// may start epochs the checkpoint missed (a crash before it was written),
-    /// and the first entry moves to the log start. Without a readable
-    /// checkpoint, every batch header is scanned. Kafka refuses to open a log
-    /// with a malformed checkpoint; rebuilding recovers the same information.
+    /// and the first entry moves to the log start. If the last batch still
+    /// has an epoch the cache lacks (a failed checkpoint write), the log is
+    /// rescanned from the latest known epoch. Without a readable checkpoint,
+    /// every batch header is scanned: Kafka refuses to open a log with a
+    /// malformed checkpoint, but the log holds the same information.
     pub(super) fn load_epochs(&self, recovery_point: i64) -> Result<(), StorageError> {
         let log_start = self.log_start_offset();
-        let (loaded, scan_from) = match LeaderEpochCache::read(&self.dir) {
-            Ok(Some(cache)) => (Some(cache), recovery_point.max(log_start)),
-            Ok(None) => (None, log_start),
+        let loaded = match LeaderEpochCache::read(&self.dir) {
+            Ok(loaded) => loaded,
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 tracing::warn!(tp = %self.tp, error = %e, "leader epoch checkpoint is malformed, rebuilding it from the log");
-                (None, log_start)
+                None
             }
             Err(e) => return Err(e.into()),
         };
         let mut cache = loaded.clone().unwrap_or_default();
         cache.truncate_from_end(self.log_end_offset());
+        let last_epoch = self.last_batch()?.map(|h| h.partition_leader_epoch);
+        let scan_from = if loaded.is_none() {
+            log_start
+        } else if last_epoch > cache.latest_epoch().or(Some(-1)) {
+            tracing::warn!(tp = %self.tp, ?last_epoch, "leader epoch checkpoint misses the latest epoch, rescanning");
+            cache.latest_start_offset().unwrap_or(log_start)
+        } else {
+            recovery_point.max(log_start)
+        };
         self.for_each_batch_from(scan_from, |h| {
             assign_newer(&mut cache, h);
         })?;
@@ -118,6 +128,16 @@ impl PartitionLog {
         }
         *self.epochs.write() = cache;
         Ok(())
+    }
+
+    /// The header of the log's last batch, found through the offset index.
+    fn last_batch(&self) -> Result<Option<BatchHeader>, StorageError> {
+        for segment in self.segments_snapshot().iter().rev() {
+            if let Some((_, header)) = segment.find_batch(segment.next_offset() - 1)? {
+                return Ok(Some(header));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -271,6 +291,14 @@ mod tests {
         fs::write(dir.path().join(CHECKPOINT), "0\n2\n1 0\n3 6\n").unwrap();
         let log = open_at(dir.path(), 12);
         assert_eq!(log.end_offset_for_epoch(4), (4, 22));
+        assert_eq!(checkpoint(dir.path()), "0\n3\n1 0\n3 6\n4 12\n");
+        drop(log);
+
+        // A checkpoint write that failed while the data was flushed later:
+        // the last batch's epoch is unknown, so the log is rescanned.
+        fs::write(dir.path().join(CHECKPOINT), "0\n1\n1 0\n").unwrap();
+        let log = open_at(dir.path(), 22);
+        assert_eq!(log.end_offset_for_epoch(3), (3, 12));
         assert_eq!(checkpoint(dir.path()), "0\n3\n1 0\n3 6\n4 12\n");
     }
 
