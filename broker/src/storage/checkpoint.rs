@@ -1,5 +1,6 @@
-//! Offset checkpoint files in Kafka's text format: a version line `0`, a count
-//! line, then one `topic partition offset` line per partition.
+//! Checkpoint files in Kafka's text format: a version line `0`, a count line,
+//! then one entry per line. Offset checkpoints hold `topic partition offset`
+//! entries; the leader epoch checkpoint holds `epoch startOffset` entries.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -8,11 +9,12 @@ use std::path::Path;
 
 use super::TopicPartition;
 
-/// Writes the checkpoint atomically.
-pub fn write(path: &Path, offsets: &BTreeMap<TopicPartition, i64>) -> io::Result<()> {
-    let mut text = format!("0\n{}\n", offsets.len());
-    for (tp, offset) in offsets {
-        text.push_str(&format!("{} {} {offset}\n", tp.topic, tp.partition));
+/// Writes the entries atomically.
+pub fn write_entries(path: &Path, entries: &[String]) -> io::Result<()> {
+    let mut text = format!("0\n{}\n", entries.len());
+    for entry in entries {
+        text.push_str(entry);
+        text.push('\n');
     }
     write_atomically(path, text.as_bytes())
 }
@@ -31,41 +33,65 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Reads a checkpoint; a missing file is empty, a malformed one is `InvalidData`.
-pub fn read(path: &Path) -> io::Result<BTreeMap<TopicPartition, i64>> {
+/// The entries of a checkpoint, each split at single spaces into `FIELDS`
+/// parts; `None` when the file does not exist, `InvalidData` when malformed.
+pub fn read_entries<const FIELDS: usize>(path: &Path) -> io::Result<Option<Vec<[String; FIELDS]>>> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
-    };
-    let bad = |what: &str| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: {what}", path.display()),
-        )
     };
     let mut lines = text.lines();
     if lines.next() != Some("0") {
-        return Err(bad("unsupported version"));
+        return Err(malformed(path, "unsupported version"));
     }
     let count: usize = lines
         .next()
         .and_then(|l| l.trim().parse().ok())
-        .ok_or_else(|| bad("bad count"))?;
-    let mut offsets = BTreeMap::new();
-    for line in lines.by_ref().take(count) {
-        let mut parts = line.split(' ');
-        let (Some(topic), Some(partition), Some(offset), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("malformed entry"));
-        };
-        let partition = partition.parse().map_err(|_| bad("bad partition"))?;
-        let offset = offset.parse().map_err(|_| bad("bad offset"))?;
-        offsets.insert(TopicPartition::new(topic, partition), offset);
+        .ok_or_else(|| malformed(path, "bad count"))?;
+    let entries = lines
+        .map(|line| {
+            let parts: Vec<String> = line.split(' ').map(str::to_string).collect();
+            <[String; FIELDS]>::try_from(parts).map_err(|_| malformed(path, "malformed entry"))
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    if entries.len() != count {
+        return Err(malformed(path, "entry count does not match"));
     }
-    if offsets.len() != count || lines.next().is_some() {
-        return Err(bad("entry count does not match"));
+    Ok(Some(entries))
+}
+
+/// The error for a checkpoint that cannot be parsed.
+pub fn malformed(path: &Path, what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: {what}", path.display()),
+    )
+}
+
+/// Writes an offset checkpoint of the log dir.
+pub fn write(path: &Path, offsets: &BTreeMap<TopicPartition, i64>) -> io::Result<()> {
+    let entries: Vec<String> = offsets
+        .iter()
+        .map(|(tp, offset)| format!("{} {} {offset}", tp.topic, tp.partition))
+        .collect();
+    write_entries(path, &entries)
+}
+
+/// Reads an offset checkpoint; a missing file is empty, a malformed one is `InvalidData`.
+pub fn read(path: &Path) -> io::Result<BTreeMap<TopicPartition, i64>> {
+    let mut offsets = BTreeMap::new();
+    for [topic, partition, offset] in read_entries::<3>(path)?.unwrap_or_default() {
+        let partition = partition
+            .parse()
+            .map_err(|_| malformed(path, "bad partition"))?;
+        let offset = offset.parse().map_err(|_| malformed(path, "bad offset"))?;
+        if offsets
+            .insert(TopicPartition::new(topic, partition), offset)
+            .is_some()
+        {
+            return Err(malformed(path, "duplicate partition"));
+        }
     }
     Ok(offsets)
 }

@@ -19,6 +19,10 @@ pub enum StorageError {
         log_start: i64,
         log_end: i64,
     },
+    /// A follower append whose batches do not continue the log: the fetcher
+    /// has to truncate or reset its fetch offset.
+    #[error("replicated batch at offset {offset} is below the next expected offset {expected}")]
+    UnexpectedAppendOffset { offset: i64, expected: i64 },
     #[error("log is being deleted or was closed")]
     LogClosed,
     #[error("storage I/O error: {0}")]
@@ -34,7 +38,9 @@ impl StorageError {
             StorageError::InvalidRecord(_) => 87,
             StorageError::OutOfOrderSequence(_) => 45,
             StorageError::InvalidProducerEpoch(_) => 47,
-            StorageError::OffsetOutOfRange { .. } => 1,
+            StorageError::OffsetOutOfRange { .. } | StorageError::UnexpectedAppendOffset { .. } => {
+                1
+            }
             // NOT_LEADER_OR_FOLLOWER: the client refreshes metadata and retries.
             StorageError::LogClosed => 6,
             StorageError::Io(_) => 56,
@@ -54,6 +60,11 @@ mod tests {
             log_end: 3,
         };
         assert_eq!(range.kafka_error_code(), 1);
+        let overlap = StorageError::UnexpectedAppendOffset {
+            offset: 3,
+            expected: 5,
+        };
+        assert_eq!(overlap.kafka_error_code(), 1);
         assert_eq!(
             StorageError::CorruptMessage(String::new()).kafka_error_code(),
             2

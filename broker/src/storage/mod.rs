@@ -11,6 +11,7 @@ pub mod batch;
 pub(crate) mod checkpoint;
 mod cleaner;
 pub mod config;
+mod epoch_cache;
 mod recompress;
 
 pub use recompress::parse_compression_type;
@@ -22,6 +23,7 @@ mod producer_state;
 mod segment;
 pub mod snapshot;
 
+pub use epoch_cache::{UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 pub use error::StorageError;
 pub use log::{AppendInfo, Checkpoints, PartitionLog};
 pub use manager::{BackgroundConfig, LogManager};

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
-use super::{index_config, AppendInfo, PartitionLog};
+use super::{index_config, AppendInfo, Appender, PartitionLog};
 use crate::storage::batch::{self, BatchError, BatchHeader, PatchableBatch};
 use crate::storage::producer_state::{PendingUpdates, SequenceCheck};
 use crate::storage::{LogConfig, StorageError};
@@ -83,42 +83,11 @@ impl PartitionLog {
         }
 
         let first_offset = self.log_end_offset();
-        let active = self.active_segment();
-        let full = active.size() + records.len() as u64 > config.segment_bytes;
-        let old = now_ms - active.created_ms() >= config.segment_ms;
-        let overflow = next - 1 - active.base_offset() > MAX_RELATIVE_OFFSET;
-        let written = if active.size() > 0 && (full || old || overflow || active.index_full()) {
-            self.roll(&appender, now_ms)
-        } else {
-            Ok(())
-        }
-        .and_then(|()| {
-            Ok(self
-                .active_segment()
-                .append(&assigned, index_config(&config))?)
-        });
-        if let Err(e) = written {
-            // A half-done write leaves the segment's tail unknown: like Kafka
-            // taking the log dir offline, refuse appends until a restart recovers it.
-            tracing::error!(tp = %self.tp, error = %e, "append failed, closing log");
-            self.mark_closed();
-            return Err(e);
-        }
+        self.write_at_end(&appender, &assigned, &config, now_ms)?;
         appender.producers.commit(pending);
-        self.log_end.store(next, Ordering::Release);
+        self.publish_end(next, &assigned)?;
         drop(appender);
-
-        let records: u64 = assigned
-            .iter()
-            .map(|b| b.header().records_count.max(0) as u64)
-            .sum();
-        let unflushed = self.unflushed_messages.fetch_add(records, Ordering::AcqRel) + records;
-        if config
-            .flush_messages
-            .is_some_and(|limit| unflushed >= limit)
-        {
-            self.flush()?;
-        }
+        self.count_unflushed(&assigned, &config)?;
         Ok(AppendInfo {
             base_offset: first_offset,
             last_offset: next - 1,
@@ -131,6 +100,91 @@ impl PartitionLog {
             duplicate: false,
         })
     }
+
+    /// Writes batches whose offsets are final, the first at or past the log
+    /// end, rolling first when the active segment is full, too old, has a
+    /// full index or cannot index the batches' offsets. A failed write closes
+    /// the log. Caller holds the appender lock.
+    pub(super) fn write_at_end(
+        &self,
+        appender: &Appender,
+        batches: &[PatchableBatch<'_>],
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        let (Some(first), Some(last)) = (batches.first(), batches.last()) else {
+            return Ok(());
+        };
+        let (first, last) = (first.header().base_offset, last.header().last_offset());
+        if last - first > MAX_RELATIVE_OFFSET {
+            return Err(StorageError::InvalidRecord(format!(
+                "batches span offsets {first} to {last}, more than one segment can index"
+            )));
+        }
+        let bytes: u64 = batches
+            .iter()
+            .map(|b| (b.head.len() + b.body.len()) as u64)
+            .sum();
+        let active = self.active_segment();
+        let full = active.size() + bytes > config.segment_bytes;
+        let old = now_ms - active.created_ms() >= config.segment_ms;
+        let overflow = last - active.base_offset() > MAX_RELATIVE_OFFSET;
+        let roll = overflow || active.size() > 0 && (full || old || active.index_full());
+        let written = if roll {
+            self.roll_at(appender, first, now_ms)
+        } else {
+            Ok(())
+        }
+        .and_then(|()| {
+            Ok(self
+                .active_segment()
+                .append(batches, index_config(config))?)
+        });
+        if let Err(e) = written {
+            // A half-done write leaves the segment's tail unknown: like Kafka
+            // taking the log dir offline, refuse appends until a restart recovers it.
+            tracing::error!(tp = %self.tp, error = %e, "append failed, closing log");
+            self.mark_closed();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Counts the appended records towards `flush.messages` and flushes when due.
+    pub(super) fn count_unflushed(
+        &self,
+        batches: &[PatchableBatch<'_>],
+        config: &LogConfig,
+    ) -> Result<(), StorageError> {
+        let records: u64 = batches
+            .iter()
+            .map(|b| b.header().records_count.max(0) as u64)
+            .sum();
+        let unflushed = self.unflushed_messages.fetch_add(records, Ordering::AcqRel) + records;
+        if config
+            .flush_messages
+            .is_some_and(|limit| unflushed >= limit)
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Validates every batch (length, magic, CRC32C, record count) and maps
+/// failures to the error a producer or fetcher is answered with.
+pub(super) fn checked_batches(
+    records: &[u8],
+    max_batch_bytes: usize,
+    strict: bool,
+) -> Result<Vec<(usize, BatchHeader)>, StorageError> {
+    batch::validate_all(records, max_batch_bytes, strict).map_err(|e| match e {
+        BatchError::Truncated => StorageError::CorruptMessage("truncated record batch".into()),
+        BatchError::TooLarge(size) => StorageError::MessageTooLarge(format!(
+            "batch of {size} bytes exceeds max.message.bytes {max_batch_bytes}"
+        )),
+        BatchError::Corrupt(reason) => StorageError::CorruptMessage(reason),
+    })
 }
 
 /// Checks the request's batches without touching the log.
@@ -143,16 +197,7 @@ fn validate_request(
             "produce request without record batches".into(),
         ));
     }
-    let batches = batch::validate_all(records, config.max_message_bytes as usize, true).map_err(
-        |e| match e {
-            BatchError::Truncated => StorageError::CorruptMessage("truncated record batch".into()),
-            BatchError::TooLarge(size) => StorageError::MessageTooLarge(format!(
-                "batch of {size} bytes exceeds max.message.bytes {}",
-                config.max_message_bytes
-            )),
-            BatchError::Corrupt(reason) => StorageError::CorruptMessage(reason),
-        },
-    )?;
+    let batches = checked_batches(records, config.max_message_bytes as usize, true)?;
     for (at, h) in &batches {
         if h.is_transactional() || h.is_control() {
             return Err(StorageError::InvalidRecord(

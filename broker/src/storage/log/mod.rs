@@ -4,6 +4,8 @@
 //! map's read lock long enough to clone an `Arc<Segment>`, then `pread`.
 
 mod append;
+mod epochs;
+mod follower;
 mod open;
 mod read;
 mod retention;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::epoch_cache::LeaderEpochCache;
 use super::producer_state::{self, ProducerState};
 use super::segment::{self, IndexConfig, Segment};
 use super::{LogConfig, StorageError, TopicPartition};
@@ -52,6 +55,8 @@ pub struct PartitionLog {
     config: RwLock<LogConfig>,
     segments: RwLock<BTreeMap<i64, Arc<Segment>>>,
     appender: Mutex<Appender>,
+    /// Changed under the appender lock; readers take only this lock.
+    epochs: RwLock<LeaderEpochCache>,
     log_end: AtomicI64,
     log_start: AtomicI64,
     recovery_point: AtomicI64,
@@ -183,18 +188,25 @@ impl PartitionLog {
     /// Seals the active segment, snapshots producer state and starts a new
     /// segment at the log end. Caller holds the appender lock.
     fn roll(&self, appender: &Appender, now_ms: i64) -> Result<(), StorageError> {
+        self.roll_at(appender, self.log_end_offset(), now_ms)
+    }
+
+    /// Like [`Self::roll`] with the new segment at `base` (at or past the log
+    /// end): replicated batches may start past the log end where the leader's
+    /// cleaner removed whole batches.
+    fn roll_at(&self, appender: &Appender, base: i64, now_ms: i64) -> Result<(), StorageError> {
         let end = self.log_end_offset();
         let active = self.active_segment();
-        if active.base_offset() == end {
+        if active.base_offset() == base {
             return Ok(());
         }
         active.seal()?;
         producer_state::write_snapshot(&self.dir, end, &appender.producers)?;
         producer_state::clean_snapshots(&self.dir, end, SNAPSHOTS_KEPT)?;
-        let segment = Segment::create(&self.dir, end, index_config(&self.config.read()), now_ms)?;
-        self.segments.write().insert(end, Arc::new(segment));
+        let segment = Segment::create(&self.dir, base, index_config(&self.config.read()), now_ms)?;
+        self.segments.write().insert(base, Arc::new(segment));
         self.recovery_point.fetch_max(end, Ordering::AcqRel);
-        tracing::debug!(tp = %self.tp, base_offset = end, "rolled new segment");
+        tracing::debug!(tp = %self.tp, base_offset = base, "rolled new segment");
         Ok(())
     }
 

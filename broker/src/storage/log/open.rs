@@ -10,7 +10,9 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::{index_config, Appender, Checkpoints, PartitionLog, SNAPSHOTS_KEPT};
+use crate::storage::batch::BatchHeader;
 use crate::storage::cleaner;
+use crate::storage::epoch_cache::LeaderEpochCache;
 use crate::storage::producer_state::{self, ProducerState};
 use crate::storage::segment::{self, parse_file_name, Segment};
 use crate::storage::{LogConfig, StorageError, TopicPartition};
@@ -69,6 +71,7 @@ impl PartitionLog {
             appender: Mutex::new(Appender {
                 producers: ProducerState::default(),
             }),
+            epochs: RwLock::new(LeaderEpochCache::default()),
             log_end: AtomicI64::new(log_end),
             log_start: AtomicI64::new(log_start),
             recovery_point: AtomicI64::new(log_end),
@@ -79,6 +82,7 @@ impl PartitionLog {
         };
         let producers = log.rebuild_producer_state()?;
         log.appender.lock().producers = producers;
+        log.load_epochs(checkpoints.recovery_point)?;
         tracing::info!(tp = %log.tp, log_start, log_end, "opened log");
         Ok(log)
     }
@@ -92,19 +96,31 @@ impl PartitionLog {
             self.log_start.load(Ordering::Acquire),
             ProducerState::default(),
         ));
+        self.for_each_batch_from(from, |h| {
+            if h.base_offset >= from {
+                state.replay(h);
+            }
+        })?;
+        Ok(state)
+    }
+
+    /// Calls `f` with the header of every batch from the one holding `from` on.
+    pub(super) fn for_each_batch_from(
+        &self,
+        from: i64,
+        mut f: impl FnMut(&BatchHeader),
+    ) -> Result<(), StorageError> {
         for segment in self.segments_snapshot() {
             if segment.next_offset() <= from {
                 continue;
             }
             let start = segment.find_batch(from)?.map_or(0, |(pos, _)| pos);
             segment.for_each_header(start, |_, h| {
-                if h.base_offset >= from {
-                    state.replay(h);
-                }
+                f(h);
                 true
             })?;
         }
-        Ok(state)
+        Ok(())
     }
 
     /// Re-reads producer state after a truncation.

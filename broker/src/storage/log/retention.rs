@@ -68,6 +68,7 @@ impl PartitionLog {
         }
         self.log_start.store(offset, Ordering::Release);
         self.cleaner_offset.fetch_max(offset, Ordering::AcqRel);
+        self.truncate_epochs_to_start()?;
         let segments = self.segments_snapshot();
         let below: Vec<Arc<Segment>> = segments
             .iter()
@@ -113,13 +114,14 @@ impl PartitionLog {
         }
         let end = self.active_segment().next_offset().min(offset);
         let end = end.max(self.active_segment().base_offset());
-        self.log_end.store(end, Ordering::Release);
+        self.publish_truncated_end(end)?;
         self.log_start.fetch_min(end, Ordering::AcqRel);
         if keep.is_empty() {
             self.log_start.store(end, Ordering::Release);
         }
         self.recovery_point.fetch_min(end, Ordering::AcqRel);
         self.cleaner_offset.fetch_min(end, Ordering::AcqRel);
+        self.truncate_epochs_to_start()?;
         self.reload_producer_state(&mut appender)?;
         drop(appender);
         drop((keep, doomed));
@@ -143,7 +145,7 @@ impl PartitionLog {
         let first = self.segments.read().keys().next().copied().unwrap_or(0);
         self.log_start.fetch_max(first, Ordering::AcqRel);
         self.cleaner_offset.fetch_max(first, Ordering::AcqRel);
-        Ok(())
+        self.truncate_epochs_to_start()
     }
 }
 
@@ -182,8 +184,14 @@ mod tests {
             [
                 "00000000000000000100.index",
                 "00000000000000000100.log",
-                "00000000000000000100.timeindex"
+                "00000000000000000100.timeindex",
+                "leader-epoch-checkpoint"
             ]
+        );
+        // The epoch that covered the old start now starts at the new one.
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("leader-epoch-checkpoint")).unwrap(),
+            "0\n1\n0 100\n"
         );
         assert!(matches!(
             log.read(0, 100, i64::MAX, true),
