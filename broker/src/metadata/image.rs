@@ -39,7 +39,16 @@ pub struct BrokerImage {
     pub port: u16,
     pub rack: Option<String>,
     pub fenced: bool,
+    /// Moving its leaderships away before it stops; it takes no new ones.
+    pub in_controlled_shutdown: bool,
     pub incarnation_id: Uuid,
+}
+
+impl BrokerImage {
+    /// May lead partitions and receive new replicas.
+    pub fn is_active(&self) -> bool {
+        !self.fenced && !self.in_controlled_shutdown
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,9 +113,9 @@ impl MetadataImage {
         self.topic(topic)?.partitions.get(index)
     }
 
-    /// Brokers that may host replicas and lead partitions.
-    pub fn unfenced_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
-        self.brokers.values().filter(|b| !b.fenced)
+    /// Brokers that may host new replicas and lead: unfenced, not shutting down.
+    pub fn active_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
+        self.brokers.values().filter(|b| b.is_active())
     }
 
     /// A new image with `records` applied; topics they do not touch stay shared.
@@ -145,11 +154,16 @@ impl MetadataImage {
             MetadataRecord::RegisterBroker(r) => self.register_broker(r),
             MetadataRecord::FenceBroker(r) => self.set_fenced(r.id, true)?,
             MetadataRecord::UnfenceBroker(r) => self.set_fenced(r.id, false)?,
-            MetadataRecord::BrokerRegistrationChange(r) => match r.fenced {
-                1 => self.set_fenced(r.broker_id, true)?,
-                -1 => self.set_fenced(r.broker_id, false)?,
-                _ => {}
-            },
+            MetadataRecord::BrokerRegistrationChange(r) => {
+                match r.fenced {
+                    1 => self.set_fenced(r.broker_id, true)?,
+                    -1 => self.set_fenced(r.broker_id, false)?,
+                    _ => {}
+                }
+                if r.in_controlled_shutdown == 1 {
+                    self.broker_mut(r.broker_id)?.in_controlled_shutdown = true;
+                }
+            }
             MetadataRecord::Topic(r) => {
                 if let Some(existing) = self.topics.get(&r.name) {
                     return Err(ApplyError::TopicExists {
@@ -208,17 +222,20 @@ impl MetadataImage {
                 port,
                 rack: r.rack.clone(),
                 fenced: r.fenced,
+                in_controlled_shutdown: r.in_controlled_shutdown,
                 incarnation_id: r.incarnation_id,
             },
         );
     }
 
-    fn set_fenced(&mut self, id: i32, fenced: bool) -> Result<(), ApplyError> {
-        let broker = self
-            .brokers
+    fn broker_mut(&mut self, id: i32) -> Result<&mut BrokerImage, ApplyError> {
+        self.brokers
             .get_mut(&id)
-            .ok_or(ApplyError::UnknownBroker(id))?;
-        broker.fenced = fenced;
+            .ok_or(ApplyError::UnknownBroker(id))
+    }
+
+    fn set_fenced(&mut self, id: i32, fenced: bool) -> Result<(), ApplyError> {
+        self.broker_mut(id)?.fenced = fenced;
         Ok(())
     }
 
