@@ -78,7 +78,8 @@ fn code<T: std::fmt::Debug>(result: Result<T, ControllerError>) -> ResponseError
     result.unwrap_err().to_api_error().error
 }
 
-fn topic(c: &Controller, name: &str, assignments: Vec<Vec<i32>>) {
+/// Creates `name` with the given replica lists.
+pub(crate) fn topic(c: &Controller, name: &str, assignments: Vec<Vec<i32>>) {
     let topic = NewTopic {
         assignments: assignments
             .into_iter()
@@ -95,7 +96,7 @@ fn topic(c: &Controller, name: &str, assignments: Vec<Vec<i32>>) {
 }
 
 /// (leader, isr) of each partition of `name`.
-fn partitions(c: &Controller, name: &str) -> Vec<(i32, Vec<i32>)> {
+pub(crate) fn partitions(c: &Controller, name: &str) -> Vec<(i32, Vec<i32>)> {
     c.image().topics[name]
         .partitions
         .iter()

@@ -37,6 +37,6 @@ pub use sessions::monotonic_ms;
 pub use topics::{CreatedTopic, NewTopic};
 
 #[cfg(test)]
-mod lifecycle_tests;
+pub(crate) mod lifecycle_tests;
 #[cfg(test)]
 mod tests;
