@@ -153,6 +153,10 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     pub group_max_size: i32,
     pub admin_http_listener: Option<SocketAddr>,
+    /// A broker not heard from for this long is fenced by the controller.
+    pub broker_session_timeout_ms: u64,
+    /// How often a broker heartbeats to the controller.
+    pub broker_heartbeat_interval_ms: u64,
     /// Broker default of the topic `compression.type`; `None` is `producer`.
     pub compression_type: Option<kafka_protocol::records::Compression>,
 }
@@ -212,6 +216,8 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             group_max_size: i32::MAX,
             admin_http_listener: None,
+            broker_session_timeout_ms: 9_000,
+            broker_heartbeat_interval_ms: 2_000,
             compression_type: None,
         }
     }
@@ -376,6 +382,12 @@ impl BrokerConfig {
                         Some(v.parse().map_err(|_| {
                             invalid(key, v, "expected host:port, e.g. 0.0.0.0:8080")
                         })?)
+                }
+                "broker.session.timeout.ms" => {
+                    config.broker_session_timeout_ms = parse_positive(key, v)?
+                }
+                "broker.heartbeat.interval.ms" => {
+                    config.broker_heartbeat_interval_ms = parse_positive(key, v)?
                 }
                 other if ACCEPTED_WITHOUT_EFFECT.contains(&other) => {
                     tracing::info!(
@@ -613,7 +625,7 @@ mod tests {
              listeners=PLAINTEXT://:9092,CONTROLLER://:9093\n\
              advertised.listeners=PLAINTEXT://kafka-0.example:9092\n\
              controller.quorum.voters=3@localhost:9093\nlog.dirs=/a,/b\n\
-             log.retention.hours=2\nnum.io.threads=8\n",
+             log.retention.hours=2\nnum.io.threads=8\nbroker.session.timeout.ms=4000\n",
         )
         .unwrap();
         assert_eq!(config.node_id, 3);
@@ -623,6 +635,8 @@ mod tests {
             vec![PathBuf::from("/a"), PathBuf::from("/b")]
         );
         assert_eq!(config.log_retention_ms, 2 * 3_600_000);
+        assert_eq!(config.broker_session_timeout_ms, 4000);
+        assert_eq!(config.broker_heartbeat_interval_ms, 2000);
         assert_eq!(config.quorum_voters, vec![(3, "localhost".into(), 9093)]);
         let client = config.client_listener().unwrap();
         assert_eq!(client.port, 9092);

@@ -3,6 +3,7 @@
 
 pub mod admin_http;
 pub mod alloc;
+pub mod client;
 pub mod config;
 pub mod controller;
 pub mod group;

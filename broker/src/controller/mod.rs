@@ -10,12 +10,15 @@ mod configs;
 mod delete;
 mod describe;
 mod error;
+mod leadership;
+mod lifecycle;
 mod log;
 mod names;
 mod partitions;
 mod placement;
 mod producer_ids;
 mod quorum;
+mod sessions;
 mod topics;
 
 pub use batch::run_checked;
@@ -24,12 +27,16 @@ pub use configs::{AlterOp, ConfigResource, ConfigUpdate};
 pub use delete::{DeletedTopic, TopicRef};
 pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym};
 pub use error::{ApiError, ControllerError};
+pub use lifecycle::{BrokerHeartbeat, BrokerRegistration, HeartbeatReply};
 pub use log::{MemoryMetadataLog, MetadataLog, MetadataLogError};
 pub use names::InternalTopic;
 pub use partitions::NewPartitions;
 pub use producer_ids::PRODUCER_ID_BLOCK_SIZE;
 pub use quorum::Controller;
+pub use sessions::monotonic_ms;
 pub use topics::{CreatedTopic, NewTopic};
 
+#[cfg(test)]
+pub(crate) mod lifecycle_tests;
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@ use parking_lot::{Mutex, MutexGuard};
 use super::error::ControllerError;
 use super::log::MetadataLog;
 use super::log::MetadataLogError;
+use super::sessions::BrokerSessions;
 use crate::config::BrokerConfig;
 use crate::metadata::{MetadataImage, MetadataPublisher, MetadataRecord};
 use crate::storage::LogConfig;
@@ -22,6 +23,7 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) struct WriterState {
     /// Producer ids of the current block not yet handed out.
     pub producer_ids: Range<i64>,
+    pub sessions: BrokerSessions,
 }
 
 pub struct Controller {
@@ -46,7 +48,10 @@ impl Controller {
             log_defaults: LogConfig::from_broker(config),
             log,
             publisher,
-            writer: Mutex::new(WriterState { producer_ids: 0..0 }),
+            writer: Mutex::new(WriterState {
+                producer_ids: 0..0,
+                sessions: BrokerSessions::new(config.broker_session_timeout_ms),
+            }),
         });
         controller.bootstrap()?;
         Ok(controller)

@@ -110,7 +110,7 @@ impl Controller {
         if let Some(topic) = self.image().topic(name) {
             return Ok(topic.clone());
         }
-        let live = self.image().unfenced_brokers().count();
+        let live = self.image().active_brokers().count();
         let topic = match which {
             InternalTopic::ConsumerOffsets => NewTopic {
                 name: name.into(),

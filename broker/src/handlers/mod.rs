@@ -2,6 +2,7 @@
 //! encodes the answer; handlers read one `MetadataImage` per request.
 
 pub mod api_versions;
+pub mod broker_lifecycle;
 pub mod cluster;
 pub mod configs;
 pub mod coordinator;
@@ -53,6 +54,7 @@ pub fn implemented_versions() -> crate::protocol::ApiVersionTable {
         records::VERSIONS,
         coordinator::VERSIONS,
         cluster::VERSIONS,
+        broker_lifecycle::VERSIONS,
         groups::GROUP_API_VERSIONS,
         ADMIN_API_VERSIONS,
     ])
@@ -249,6 +251,12 @@ pub async fn dispatch(
             version,
             r
         )),
+        ApiKey::BrokerRegistration => route!(BrokerRegistrationRequest, |_, r| {
+            broker_lifecycle::broker_registration(&state.controller, version, r)
+        }),
+        ApiKey::BrokerHeartbeat => route!(BrokerHeartbeatRequest, |_, r| {
+            broker_lifecycle::broker_heartbeat(&state.controller, version, r)
+        }),
         other => Err(DispatchError::UnknownApi(other as i16)),
     }
 }
@@ -324,6 +332,8 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         ApiKey::OffsetDelete => "OffsetDelete",
         ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::BrokerRegistration => "BrokerRegistration",
+        ApiKey::BrokerHeartbeat => "BrokerHeartbeat",
         _ => "Other",
     }
 }

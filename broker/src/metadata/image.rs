@@ -40,12 +40,20 @@ pub struct BrokerImage {
     pub port: u16,
     pub rack: Option<String>,
     pub fenced: bool,
+    /// Moving its leaderships away before it stops; it takes no new ones.
     pub in_controlled_shutdown: bool,
     pub incarnation_id: Uuid,
     /// Every registered listener and supported feature range, kept so that a
     /// snapshot carries the whole registration.
     pub endpoints: Vec<BrokerEndpoint>,
     pub features: Vec<BrokerFeature>,
+}
+
+impl BrokerImage {
+    /// May lead partitions and receive new replicas.
+    pub fn is_active(&self) -> bool {
+        !self.fenced && !self.in_controlled_shutdown
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,9 +123,9 @@ impl MetadataImage {
         self.topic(topic)?.partitions.get(index)
     }
 
-    /// Brokers that may host replicas and lead partitions.
-    pub fn unfenced_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
-        self.brokers.values().filter(|b| !b.fenced)
+    /// Brokers that may host new replicas and lead: unfenced, not shutting down.
+    pub fn active_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
+        self.brokers.values().filter(|b| b.is_active())
     }
 
     /// A new image with `records` applied; topics they do not touch stay shared.
@@ -229,10 +237,7 @@ impl MetadataImage {
         &mut self,
         r: &BrokerRegistrationChangeRecord,
     ) -> Result<(), ApplyError> {
-        let broker = self
-            .brokers
-            .get_mut(&r.broker_id)
-            .ok_or(ApplyError::UnknownBroker(r.broker_id))?;
+        let broker = self.broker_mut(r.broker_id)?;
         match r.fenced {
             1 => broker.fenced = true,
             -1 => broker.fenced = false,
@@ -244,12 +249,14 @@ impl MetadataImage {
         Ok(())
     }
 
-    fn set_fenced(&mut self, id: i32, fenced: bool) -> Result<(), ApplyError> {
-        let broker = self
-            .brokers
+    fn broker_mut(&mut self, id: i32) -> Result<&mut BrokerImage, ApplyError> {
+        self.brokers
             .get_mut(&id)
-            .ok_or(ApplyError::UnknownBroker(id))?;
-        broker.fenced = fenced;
+            .ok_or(ApplyError::UnknownBroker(id))
+    }
+
+    fn set_fenced(&mut self, id: i32, fenced: bool) -> Result<(), ApplyError> {
+        self.broker_mut(id)?.fenced = fenced;
         Ok(())
     }
 

@@ -32,6 +32,11 @@ impl ApiVersionTable {
         (min..=max).contains(&version).then_some(api)
     }
 
+    /// The (min, max) versions of `key`, if implemented.
+    pub fn range(&self, key: i16) -> Option<(i16, i16)> {
+        self.ranges.get(&key).map(|&(_, min, max)| (min, max))
+    }
+
     /// Whether the key is implemented at any version.
     pub fn knows(&self, key: i16) -> bool {
         self.ranges.contains_key(&key)
@@ -63,6 +68,8 @@ mod tests {
         assert_eq!(table.supported(0, produce.min - 1), None);
         assert_eq!(table.supported(1, 13), None);
         assert!(table.knows(1) && !table.knows(2));
+        assert_eq!(table.range(1), Some((4, 12)));
+        assert_eq!(table.range(2), None);
         assert_eq!(table.to_response_keys().len(), 2);
     }
 }

@@ -1,6 +1,7 @@
 //! Wires the parts together: storage, metadata, controller, groups, the
 //! client listener and admin HTTP; runs until SIGTERM or Ctrl-C.
 
+pub mod lifecycle;
 mod log_sync;
 mod metadata_log;
 pub mod metrics;

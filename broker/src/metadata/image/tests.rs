@@ -1,6 +1,7 @@
 use super::*;
 use crate::metadata::records::{
-    FeatureLevelRecord, FenceBrokerRecord, ProducerIdsRecord, RemoveTopicRecord, TopicRecord,
+    BrokerRegistrationChangeRecord, FeatureLevelRecord, FenceBrokerRecord, ProducerIdsRecord,
+    RemoveTopicRecord, TopicRecord, UnfenceBrokerRecord,
 };
 
 fn id(seed: u8) -> Uuid {
@@ -159,8 +160,32 @@ fn cluster_records_set_versions_brokers_and_producer_ids() {
         (broker.host.as_str(), broker.port, broker.fenced),
         ("h", 9092, true)
     );
-    assert_eq!(image.unfenced_brokers().count(), 0);
+    assert_eq!(image.active_brokers().count(), 0);
     assert_eq!(image.next_producer_id, 1000);
+
+    let change = |fenced, in_controlled_shutdown| {
+        MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+            broker_id: 3,
+            broker_epoch: 1,
+            fenced,
+            in_controlled_shutdown,
+        })
+    };
+    let unfenced = image.apply(&[change(-1, 0)], 4);
+    assert!(unfenced.brokers[&3].is_active());
+    let shutting_down = unfenced.apply(&[change(0, 1)], 5);
+    let broker = &shutting_down.brokers[&3];
+    assert!(!broker.fenced && broker.in_controlled_shutdown && !broker.is_active());
+    assert_eq!(
+        image.try_apply(
+            &[MetadataRecord::UnfenceBroker(UnfenceBrokerRecord {
+                id: 9,
+                epoch: 1
+            })],
+            4
+        ),
+        Err(ApplyError::UnknownBroker(9))
+    );
 }
 
 #[test]

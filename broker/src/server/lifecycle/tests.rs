@@ -1,0 +1,151 @@
+//! End to end in one process: a real node whose local controller serves
+//! BrokerRegistration and BrokerHeartbeat on its listener, a lifecycle
+//! manager for the node itself and one posing as broker 2, and the test as
+//! the controller's driver fencing stale sessions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::*;
+use crate::client::ClientOptions;
+use crate::config::parse_properties;
+use crate::controller::lifecycle_tests::{partitions, topic};
+use crate::controller::monotonic_ms;
+use crate::server::Node;
+
+async fn start_node(dir: &std::path::Path) -> Node {
+    let props: BTreeMap<String, String> = parse_properties(&format!(
+        "process.roles=broker,controller\nnode.id=1\n\
+         listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0\n\
+         controller.listener.names=CONTROLLER\nlog.dirs={}\n\
+         broker.session.timeout.ms=1500\nbroker.heartbeat.interval.ms=100\n",
+        dir.display()
+    ))
+    .unwrap();
+    let config = BrokerConfig::from_properties(&props).unwrap();
+    crate::meta_properties::format(&config, &crate::meta_properties::random_uuid(), false).unwrap();
+    Node::start(config).await.unwrap()
+}
+
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_register_unfence_get_fenced_return_and_shut_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path()).await;
+    let controller = node.state.controller.clone();
+    let driver = tokio::spawn({
+        let controller = controller.clone();
+        async move {
+            loop {
+                controller.fence_stale_brokers(monotonic_ms()).unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    let (_leader, leader_rx) = watch::channel(Some(1));
+    let voters = [(1, "127.0.0.1".to_string(), node.client_addr.port())];
+    let channel = Arc::new(ControllerChannel::new(
+        &voters,
+        leader_rx,
+        ClientOptions::default(),
+    ));
+    let offset: MetadataOffset = {
+        let controller = controller.clone();
+        Arc::new(move || controller.image().metadata_offset)
+    };
+    let cluster_id = node.state.image().cluster_id.clone();
+    let broker2_config = BrokerConfig {
+        node_id: 2,
+        rack: Some("r2".into()),
+        broker_heartbeat_interval_ms: 100,
+        ..BrokerConfig::default()
+    };
+    let broker2 = || {
+        BrokerLifecycle::start(
+            LifecycleConfig::from_broker(&broker2_config, cluster_id.clone()),
+            channel.clone(),
+            offset.clone(),
+        )
+    };
+
+    // The node's own earlier registration blocks its new incarnation until
+    // that session expires; then both register and are unfenced.
+    let node1 = BrokerLifecycle::start(
+        LifecycleConfig::from_broker(&node.state.config, cluster_id.clone()),
+        channel.clone(),
+        offset.clone(),
+    );
+    let first = broker2();
+    for lifecycle in [&node1, &first] {
+        let mut state = lifecycle.state();
+        tokio::time::timeout(Duration::from_secs(20), state.wait_for(|s| s.is_ready()))
+            .await
+            .expect("registered, caught up and unfenced")
+            .unwrap();
+    }
+    let registered = node.state.image().brokers[&2].clone();
+    assert_eq!(
+        (
+            registered.fenced,
+            registered.rack.as_deref(),
+            registered.port
+        ),
+        (false, Some("r2"), 9092)
+    );
+
+    topic(&controller, "t", vec![vec![1, 2], vec![2, 1]]);
+    topic(&controller, "solo", vec![vec![2]]);
+
+    // Broker 2 stops heartbeating: fenced, its leaderships move.
+    drop(first);
+    wait_until("broker 2 fenced", || node.state.image().brokers[&2].fenced).await;
+    assert_eq!(
+        partitions(&controller, "t"),
+        vec![(1, vec![1]), (1, vec![1])]
+    );
+    assert_eq!(partitions(&controller, "solo"), vec![(-1, vec![2])]);
+
+    // It comes back as a new process: registered, unfenced, leads "solo" again.
+    let second = broker2();
+    let mut state = second.state();
+    tokio::time::timeout(Duration::from_secs(20), state.wait_for(|s| s.is_ready()))
+        .await
+        .expect("unfenced again")
+        .unwrap();
+    assert!(node.state.image().brokers[&2].epoch > registered.epoch);
+    wait_until("solo led by 2", || {
+        partitions(&controller, "solo") == vec![(2, vec![2])]
+    })
+    .await;
+
+    // Controlled shutdown moves its leaderships before it goes.
+    topic(&controller, "u", vec![vec![2, 1], vec![2, 1]]);
+    assert_eq!(
+        second.shutdown(Duration::from_secs(20)).await,
+        LifecycleState::ShutDown
+    );
+    let gone = node.state.image().brokers[&2].clone();
+    assert!(gone.fenced && gone.in_controlled_shutdown);
+    assert_eq!(
+        partitions(&controller, "u"),
+        vec![(1, vec![1]), (1, vec![1])]
+    );
+    assert_eq!(partitions(&controller, "solo"), vec![(-1, vec![2])]);
+
+    driver.abort();
+    drop(node1);
+    node.stop().await.unwrap();
+}
