@@ -8,6 +8,8 @@ pub mod metrics;
 mod offsets_store;
 pub mod record_io;
 mod state;
+#[cfg(test)]
+pub mod testing;
 
 pub use state::{now_ms, BrokerState, PartitionError};
 

@@ -3,7 +3,6 @@
 //! manager for the node itself and one posing as broker 2, and the test as
 //! the controller's driver fencing stale sessions.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,23 +10,17 @@ use tokio::sync::watch;
 
 use super::*;
 use crate::client::ClientOptions;
-use crate::config::parse_properties;
 use crate::controller::lifecycle_tests::{partitions, topic};
 use crate::controller::monotonic_ms;
 use crate::server::Node;
 
 async fn start_node(dir: &std::path::Path) -> Node {
-    let props: BTreeMap<String, String> = parse_properties(&format!(
-        "process.roles=broker,controller\nnode.id=1\n\
-         listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0\n\
-         controller.listener.names=CONTROLLER\nlog.dirs={}\n\
-         broker.session.timeout.ms=1500\nbroker.heartbeat.interval.ms=100\n",
-        dir.display()
-    ))
-    .unwrap();
-    let config = BrokerConfig::from_properties(&props).unwrap();
-    crate::meta_properties::format(&config, &crate::meta_properties::random_uuid(), false).unwrap();
-    Node::start(config).await.unwrap()
+    crate::server::testing::start_node(
+        dir,
+        0,
+        "broker.session.timeout.ms=1500\nbroker.heartbeat.interval.ms=100\n",
+    )
+    .await
 }
 
 async fn wait_until(what: &str, condition: impl Fn() -> bool) {
