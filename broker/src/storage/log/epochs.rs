@@ -64,6 +64,16 @@ impl PartitionLog {
         })
     }
 
+    /// Publishes an emptied log ending at `end`, with no epochs left: the
+    /// data they described is gone. Caller holds the appender lock.
+    pub(super) fn publish_emptied_at(&self, end: i64) -> Result<(), StorageError> {
+        self.update_epochs(|epochs| {
+            self.log_end.store(end, Ordering::Release);
+            *epochs = LeaderEpochCache::default();
+            true
+        })
+    }
+
     /// Moves the first epoch to the (new) log start. Caller holds the appender lock.
     pub(super) fn truncate_epochs_to_start(&self) -> Result<(), StorageError> {
         let start = self.log_start_offset();

@@ -130,6 +130,32 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Drops every segment and restarts the log, empty, at `offset` (Kafka's
+    /// truncateFullyAndStartAt): a Raft log replaced by a snapshot, or a
+    /// follower whose leader's log now starts past this log's end.
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), StorageError> {
+        let mut appender = self.appender.lock();
+        let doomed = self.segments_snapshot();
+        self.remove_segments(&doomed)?;
+        let segment = Segment::create(
+            &self.dir,
+            offset,
+            index_config(&self.config.read()),
+            now_ms(),
+        )?;
+        self.segments.write().insert(offset, Arc::new(segment));
+        self.publish_emptied_at(offset)?;
+        self.log_start.store(offset, Ordering::Release);
+        self.recovery_point.store(offset, Ordering::Release);
+        self.cleaner_offset.store(offset, Ordering::Release);
+        self.reload_producer_state(&mut appender)?;
+        drop(appender);
+        drop(doomed);
+        segment::purge_deleted(&self.dir)?;
+        tracing::info!(tp = %self.tp, offset, "log emptied, restarting at offset");
+        Ok(())
+    }
+
     /// Deletes the given oldest segments; the active one is rolled first.
     fn delete_oldest(
         &self,
@@ -282,5 +308,32 @@ mod tests {
         assert_eq!(log.segment_count(), 1);
         assert!(log.read(0, 100, i64::MAX, true).unwrap().is_empty());
         assert_eq!(log.append(simple(1, 0), 0, 0).unwrap().base_offset, 0);
+    }
+
+    #[test]
+    fn truncate_fully_restarts_an_empty_log_past_its_end_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), config());
+        for _ in 0..10 {
+            log.append(simple(5, 100), 3, 0).unwrap();
+        }
+        log.truncate_fully_and_start_at(500).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 500));
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(
+            log.latest_epoch(),
+            None,
+            "the epochs described data now gone"
+        );
+        assert_eq!(log.append(simple(2, 0), 4, 0).unwrap().base_offset, 500);
+        log.close().unwrap();
+
+        let log = open(dir.path(), config());
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 502));
+        assert_eq!(log.latest_epoch(), Some(4));
+        assert!(matches!(
+            log.read(0, 100, i64::MAX, true),
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
     }
 }
