@@ -4,3 +4,4 @@
 pub mod disk_log;
 pub mod quorum_state;
 pub mod records;
+pub mod wire;
