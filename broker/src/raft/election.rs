@@ -50,7 +50,7 @@ impl<L: RaftLog> RaftNode<L> {
         match &self.role {
             RoleState::Leader(_) => true,
             RoleState::Follower(follower) => {
-                !follower.leader_resigned && now < follower.fetch_deadline
+                follower.fetched && !follower.leader_resigned && now < follower.fetch_deadline
             }
             _ => false,
         }
@@ -125,7 +125,12 @@ impl<L: RaftLog> RaftNode<L> {
                 self.become_prospective(now);
             }
         } else if lost && pre_vote {
-            match self.election.leader_id {
+            // A resigned leader keeps itself as the epoch's leader; it cannot follow itself.
+            match self
+                .election
+                .leader_id
+                .filter(|&l| l != self.config.node_id)
+            {
                 Some(leader) => self.become_follower(self.election.epoch, leader, now),
                 None => self.become_unattached(self.election.epoch, self.election.voted_for, now),
             }

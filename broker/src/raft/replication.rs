@@ -321,6 +321,7 @@ impl<L: RaftLog> RaftNode<L> {
         if let RoleState::Follower(follower) = &mut self.role {
             if !follower.leader_resigned {
                 follower.fetch_deadline = deadline;
+                follower.fetched = true;
             }
         }
     }
