@@ -199,9 +199,13 @@ impl<L: RaftLog> RaftNode<L> {
         response: &BeginQuorumEpochResponse,
         now: u64,
     ) {
-        if !response.error.is_none() {
-            self.back_off(from, now);
-        } else if !self.handle_common_response(response.partition_error, response.leader, now) {
+        if self.acknowledged(
+            from,
+            response.error,
+            response.partition_error,
+            response.leader,
+            now,
+        ) {
             if let RoleState::Leader(leader) = &mut self.role {
                 leader.acknowledge(from);
             }
@@ -272,13 +276,34 @@ impl<L: RaftLog> RaftNode<L> {
         response: &EndQuorumEpochResponse,
         now: u64,
     ) {
-        if !response.error.is_none() {
-            self.back_off(from, now);
-        } else if !self.handle_common_response(response.partition_error, response.leader, now) {
+        if self.acknowledged(
+            from,
+            response.error,
+            response.partition_error,
+            response.leader,
+            now,
+        ) {
             if let RoleState::Resigned(resigned) = &mut self.role {
                 resigned.unacknowledged.remove(&from);
             }
         }
+    }
+
+    /// Whether a BeginQuorumEpoch or EndQuorumEpoch response acknowledges the announcement
+    /// in the current epoch.
+    fn acknowledged(
+        &mut self,
+        from: i32,
+        error: ErrorCode,
+        partition_error: ErrorCode,
+        leader: LeaderAndEpoch,
+        now: u64,
+    ) -> bool {
+        if !error.is_none() {
+            self.back_off(from, now);
+            return false;
+        }
+        !self.handle_common_response(partition_error, leader, now)
     }
 
     pub(super) fn send_end_quorum_epoch(&mut self, now: u64) {

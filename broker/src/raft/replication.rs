@@ -380,16 +380,8 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::raft::log::BatchKind;
+    use crate::raft::log::test_batch as data;
     use crate::raft::MemoryRaftLog;
-
-    fn data(base_offset: i64, epoch: i32, count: usize) -> Batch {
-        Batch {
-            base_offset,
-            epoch,
-            kind: BatchKind::Data(vec![Bytes::from_static(b"v"); count]),
-        }
-    }
 
     /// Epoch 1 at [0, 4), epoch 3 at [4, 7), epoch 5 at [7, 9).
     fn leader_log() -> MemoryRaftLog {
