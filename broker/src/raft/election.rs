@@ -50,7 +50,7 @@ impl<L: RaftLog> RaftNode<L> {
         match &self.role {
             RoleState::Leader(_) => true,
             RoleState::Follower(follower) => {
-                !follower.leader_resigned && now < follower.fetch_deadline
+                follower.fetched && !follower.leader_resigned && now < follower.fetch_deadline
             }
             _ => false,
         }
@@ -125,7 +125,12 @@ impl<L: RaftLog> RaftNode<L> {
                 self.become_prospective(now);
             }
         } else if lost && pre_vote {
-            match self.election.leader_id {
+            // A resigned leader keeps itself as the epoch's leader; it cannot follow itself.
+            match self
+                .election
+                .leader_id
+                .filter(|&l| l != self.config.node_id)
+            {
                 Some(leader) => self.become_follower(self.election.epoch, leader, now),
                 None => self.become_unattached(self.election.epoch, self.election.voted_for, now),
             }
@@ -194,9 +199,13 @@ impl<L: RaftLog> RaftNode<L> {
         response: &BeginQuorumEpochResponse,
         now: u64,
     ) {
-        if !response.error.is_none() {
-            self.back_off(from, now);
-        } else if !self.handle_common_response(response.partition_error, response.leader, now) {
+        if self.acknowledged(
+            from,
+            response.error,
+            response.partition_error,
+            response.leader,
+            now,
+        ) {
             if let RoleState::Leader(leader) = &mut self.role {
                 leader.acknowledge(from);
             }
@@ -267,13 +276,34 @@ impl<L: RaftLog> RaftNode<L> {
         response: &EndQuorumEpochResponse,
         now: u64,
     ) {
-        if !response.error.is_none() {
-            self.back_off(from, now);
-        } else if !self.handle_common_response(response.partition_error, response.leader, now) {
+        if self.acknowledged(
+            from,
+            response.error,
+            response.partition_error,
+            response.leader,
+            now,
+        ) {
             if let RoleState::Resigned(resigned) = &mut self.role {
                 resigned.unacknowledged.remove(&from);
             }
         }
+    }
+
+    /// Whether a BeginQuorumEpoch or EndQuorumEpoch response acknowledges the announcement
+    /// in the current epoch.
+    fn acknowledged(
+        &mut self,
+        from: i32,
+        error: ErrorCode,
+        partition_error: ErrorCode,
+        leader: LeaderAndEpoch,
+        now: u64,
+    ) -> bool {
+        if !error.is_none() {
+            self.back_off(from, now);
+            return false;
+        }
+        !self.handle_common_response(partition_error, leader, now)
     }
 
     pub(super) fn send_end_quorum_epoch(&mut self, now: u64) {

@@ -115,6 +115,16 @@ pub trait RaftLog {
     fn install_snapshot(&mut self, id: SnapshotId) -> io::Result<()>;
 }
 
+/// A data batch of `count` one-byte records, for tests.
+#[cfg(test)]
+pub(super) fn test_batch(base_offset: i64, epoch: i32, count: usize) -> Batch {
+    Batch {
+        base_offset,
+        epoch,
+        kind: BatchKind::Data(vec![Bytes::from_static(b"v"); count]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -192,14 +192,7 @@ impl RaftLog for MemoryRaftLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn data(base_offset: i64, epoch: i32, count: usize) -> Batch {
-        Batch {
-            base_offset,
-            epoch,
-            kind: BatchKind::Data(vec![Bytes::from_static(b"x"); count]),
-        }
-    }
+    use crate::raft::log::test_batch as data;
 
     /// Epoch 1 at [0, 3), epoch 3 at [3, 5), epoch 4 at [5, 6).
     fn log() -> MemoryRaftLog {

@@ -48,3 +48,6 @@ pub use messages::{
 pub use node::{Action, RaftError, RaftNode};
 pub use quorum::{QuorumInfo, ReplicaInfo};
 pub use state::{ElectionState, Role};
+
+#[cfg(test)]
+mod tests;

@@ -68,6 +68,9 @@ pub(super) struct SnapshotDownload {
 pub(super) struct FollowerState {
     /// Without a successful fetch by then, the leader is presumed gone.
     pub fetch_deadline: u64,
+    /// A fetch succeeded in this state: only then does the leader count as alive for
+    /// pre-votes (a follower re-entered after a lost pre-vote has no such evidence).
+    pub fetched: bool,
     /// The leader announced its resignation (EndQuorumEpoch).
     pub leader_resigned: bool,
     pub download: Option<SnapshotDownload>,
@@ -485,6 +488,7 @@ impl<L: RaftLog> RaftNode<L> {
         self.election_retries = 0;
         let follower = FollowerState {
             fetch_deadline: now + self.config.fetch_timeout_ms,
+            fetched: false,
             leader_resigned: false,
             download: None,
         };
@@ -679,11 +683,12 @@ impl<L: RaftLog> RaftNode<L> {
         base + self.rng.random_range(0..base)
     }
 
-    /// Randomized, growing with the lost elections in a row, capped by the config.
+    /// Randomized, growing with the lost elections in a row, capped by the config; at least
+    /// 1 ms so that it always ends in a later tick.
     pub(super) fn random_election_backoff(&mut self) -> u64 {
         let shift = self.election_retries.min(20);
         let cap = (self.config.retry_backoff_ms << shift).min(self.config.election_backoff_max_ms);
-        self.rng.random_range(0..=cap)
+        self.rng.random_range(1..=cap.max(1))
     }
 
     fn new_round(&mut self, now: u64) -> ElectionRound {

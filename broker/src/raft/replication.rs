@@ -84,7 +84,8 @@ impl<L: RaftLog> RaftNode<L> {
         {
             self.fetch_error(ErrorCode::NONE, ErrorCode::INVALID_REQUEST)
         } else {
-            let response = self.try_complete_fetch(&request, now)?;
+            self.record_fetch_arrival(&request, now);
+            let response = self.try_complete_fetch(&request)?;
             let answer_now = !response.partition_error.is_none()
                 || !response.batches.is_empty()
                 || response.diverging_epoch.is_some()
@@ -110,40 +111,39 @@ impl<L: RaftLog> RaftNode<L> {
         Ok(())
     }
 
-    /// Kafka's `tryCompleteFetchRequest`: the answer as of now, recording the replica's
-    /// progress when its position matches this log.
-    fn try_complete_fetch(
-        &mut self,
-        request: &FetchRequest,
-        now: u64,
-    ) -> Result<FetchResponse, RaftError> {
+    /// A fetch reached the leader: the replica is alive, and if its position matches this
+    /// log, its log end is known to match up to there.
+    fn record_fetch_arrival(&mut self, request: &FetchRequest, now: u64) {
+        let current = self
+            .validate_leader_only(request.current_leader_epoch)
+            .is_none();
+        if !current || request.replica_id < 0 {
+            return;
+        }
+        let position =
+            validate_fetch_position(&self.log, request.fetch_offset, request.last_fetched_epoch);
+        let matched_end = (position == FetchPosition::Valid).then_some(request.fetch_offset);
+        let leader_end = self.log.end_offset();
+        if let RoleState::Leader(leader) = &mut self.role {
+            leader.record_fetch(request.replica_id, matched_end, leader_end, now);
+        }
+        self.maybe_advance_leader_high_watermark();
+    }
+
+    /// Kafka's `tryCompleteFetchRequest`: the answer to a fetch as of now.
+    fn try_complete_fetch(&self, request: &FetchRequest) -> Result<FetchResponse, RaftError> {
         if let Some(error) = self.validate_leader_only(request.current_leader_epoch) {
             return Ok(self.fetch_error(ErrorCode::NONE, error));
         }
         let mut response = self.fetch_error(ErrorCode::NONE, ErrorCode::NONE);
-        let position =
-            validate_fetch_position(&self.log, request.fetch_offset, request.last_fetched_epoch);
-        let matched_end = match position {
+        match validate_fetch_position(&self.log, request.fetch_offset, request.last_fetched_epoch) {
             FetchPosition::Valid => {
                 let max_bytes = request.max_bytes.min(self.config.fetch_max_bytes) as usize;
                 response.batches = self.log.read(request.fetch_offset, max_bytes)?;
-                Some(request.fetch_offset)
             }
-            FetchPosition::Diverging(end) => {
-                response.diverging_epoch = Some(end);
-                None
-            }
-            FetchPosition::Snapshot(id) => {
-                response.snapshot_id = Some(id);
-                None
-            }
-        };
-        let leader_end = self.log.end_offset();
-        if let (RoleState::Leader(leader), true) = (&mut self.role, request.replica_id >= 0) {
-            leader.record_fetch(request.replica_id, matched_end, leader_end, now);
+            FetchPosition::Diverging(end) => response.diverging_epoch = Some(end),
+            FetchPosition::Snapshot(id) => response.snapshot_id = Some(id),
         }
-        self.maybe_advance_leader_high_watermark();
-        response.high_watermark = self.high_watermark;
         Ok(response)
     }
 
@@ -206,30 +206,24 @@ impl<L: RaftLog> RaftNode<L> {
             return Ok(());
         }
         self.send_begin_quorum_epoch(now);
-        // Answering a fetch can raise the high watermark, which makes more fetches due.
-        loop {
-            let end = self.log.end_offset();
-            let high_watermark = self.high_watermark;
-            let RoleState::Leader(leader) = &mut self.role else {
-                return Ok(());
-            };
-            let (due, waiting): (Vec<ParkedFetch>, Vec<ParkedFetch>) =
-                mem::take(&mut leader.parked)
-                    .into_iter()
-                    .partition(|fetch| {
-                        now >= fetch.deadline
-                            || end > fetch.request.fetch_offset
-                            || high_watermark != fetch.high_watermark
-                    });
-            leader.parked = waiting;
-            if due.is_empty() {
-                return Ok(());
-            }
-            for fetch in due {
-                let response = self.try_complete_fetch(&fetch.request, now)?;
-                self.respond(fetch.from, fetch.id, Response::Fetch(response));
-            }
+        let end = self.log.end_offset();
+        let high_watermark = self.high_watermark;
+        let RoleState::Leader(leader) = &mut self.role else {
+            return Ok(());
+        };
+        let (due, waiting): (Vec<ParkedFetch>, Vec<ParkedFetch>) = mem::take(&mut leader.parked)
+            .into_iter()
+            .partition(|fetch| {
+                now >= fetch.deadline
+                    || end > fetch.request.fetch_offset
+                    || high_watermark != fetch.high_watermark
+            });
+        leader.parked = waiting;
+        for fetch in due {
+            let response = self.try_complete_fetch(&fetch.request)?;
+            self.respond(fetch.from, fetch.id, Response::Fetch(response));
         }
+        Ok(())
     }
 
     // ---- follower and observer side ----
@@ -321,6 +315,7 @@ impl<L: RaftLog> RaftNode<L> {
         if let RoleState::Follower(follower) = &mut self.role {
             if !follower.leader_resigned {
                 follower.fetch_deadline = deadline;
+                follower.fetched = true;
             }
         }
     }
@@ -385,16 +380,8 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::raft::log::BatchKind;
+    use crate::raft::log::test_batch as data;
     use crate::raft::MemoryRaftLog;
-
-    fn data(base_offset: i64, epoch: i32, count: usize) -> Batch {
-        Batch {
-            base_offset,
-            epoch,
-            kind: BatchKind::Data(vec![Bytes::from_static(b"v"); count]),
-        }
-    }
 
     /// Epoch 1 at [0, 4), epoch 3 at [4, 7), epoch 5 at [7, 9).
     fn leader_log() -> MemoryRaftLog {
