@@ -12,6 +12,7 @@
 #   TEST_RELEASE=1      build and test the release binary
 #   TEST_SKIP_CARGO=1   skip `cargo test` (build still happens)
 #   TEST_SKIP_PYTHON=1  skip the Python client tests
+#   TEST_SKIP_DOCKER=1  skip building the container images and their smoke test
 #   BROKER_BIN=PATH     broker binary to test (default: the one this script builds)
 #   PYTEST_ARGS=...     extra pytest arguments
 set -euo pipefail
@@ -88,7 +89,15 @@ if [ "${TEST_SKIP_HELM:-0}" != 1 ]; then
     else record "helm chart" "FAILED ($((SECONDS - t0))s)"; fi
 fi
 
-# ---- 7. librdkafka regression suite ------------------------------------------------------
+# ---- 7. container images (skips itself, passing, when docker is not installed) ---------
+if [ "${TEST_SKIP_DOCKER:-0}" != 1 ]; then
+    say "container images (tests/docker/smoke.sh)"
+    t0=$SECONDS
+    if VENV="$VENV" bash tests/docker/smoke.sh; then record "container images" "ok ($((SECONDS - t0))s)"
+    else record "container images" "FAILED ($((SECONDS - t0))s)"; fi
+fi
+
+# ---- 8. librdkafka regression suite ------------------------------------------------------
 if [ "${TEST_LIBRDKAFKA:-1}" = 1 ]; then
     say "librdkafka regression suite"
     t0=$SECONDS

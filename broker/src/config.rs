@@ -8,6 +8,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod providers;
+pub use providers::{EnvLookup, ENV_PROVIDER_CLASS};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -27,6 +30,14 @@ pub enum ConfigError {
     },
     #[error("missing required config key `{0}`")]
     Missing(&'static str),
+    #[error("`{key}` references config provider `{provider}`, which `config.providers` does not declare")]
+    UndeclaredProvider { key: String, provider: String },
+    #[error("`{key}` references environment variable `{variable}`: {source}")]
+    UnresolvedVariable {
+        key: String,
+        variable: String,
+        source: std::env::VarError,
+    },
 }
 
 /// Which parts of the node run in this process (`process.roles`).
@@ -290,8 +301,18 @@ impl BrokerConfig {
         Self::from_properties(&props)
     }
 
-    /// Builds a config from already-parsed properties, over Kafka's defaults.
+    /// Builds a config from already-parsed properties, over Kafka's defaults; `${env:NAME}`
+    /// references read this process's environment.
     pub fn from_properties(props: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_properties_with_env(props, &|name| std::env::var(name))
+    }
+
+    /// As [`Self::from_properties`], with `${env:NAME}` references read through `env`.
+    pub fn from_properties_with_env(
+        props: &BTreeMap<String, String>,
+        env: EnvLookup<'_>,
+    ) -> Result<Self, ConfigError> {
+        let props = providers::resolve(props, env)?;
         let mut config = BrokerConfig::default();
         let mut retention_ms = None;
         let mut retention_minutes = None;
@@ -299,7 +320,7 @@ impl BrokerConfig {
         let mut roll_ms = None;
         let mut roll_hours = None;
         let mut saw_roles = false;
-        for (key, value) in props {
+        for (key, value) in &props {
             let v = value.as_str();
             match key.as_str() {
                 "node.id" | "broker.id" => config.node_id = parse_num(key, v)?,
@@ -733,6 +754,17 @@ mod tests {
             config.advertised_address(client),
             ("kafka-0.example".to_string(), 9092)
         );
+    }
+
+    #[test]
+    fn rack_comes_from_the_process_environment() {
+        // Cargo sets CARGO_PKG_NAME in the environment of the tests it runs.
+        let config = load(&format!(
+            "process.roles=broker,controller\nconfig.providers=env\n\
+             config.providers.env.class={ENV_PROVIDER_CLASS}\nbroker.rack=${{env:CARGO_PKG_NAME}}\n"
+        ))
+        .unwrap();
+        assert_eq!(config.rack.as_deref(), Some(env!("CARGO_PKG_NAME")));
     }
 
     #[test]

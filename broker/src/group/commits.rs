@@ -202,11 +202,6 @@ fn validate_commit(group: &ClassicGroup, params: &OffsetCommitParams) -> Result<
     let as_member = params.generation_id >= 0
         || !params.member_id.is_empty()
         || params.group_instance_id.is_some();
-    if as_member && group.state == GroupState::CompletingRebalance {
-        // As Kafka: the member already has the new generation from its JoinGroup
-        // response but not its assignment yet; it retries once SyncGroup is done.
-        return Err(GroupError::RebalanceInProgress);
-    }
     if as_member {
         if group.is_static_member_fenced(params.group_instance_id.as_deref(), &params.member_id) {
             return Err(GroupError::FencedInstanceId);
@@ -214,8 +209,15 @@ fn validate_commit(group: &ClassicGroup, params: &OffsetCommitParams) -> Result<
         if !group.members.contains_key(&params.member_id) {
             return Err(GroupError::UnknownMemberId);
         }
+        // Checked before the state, as Kafka does: a commit sent with the previous
+        // generation while the member's JoinGroup was parked is stale once the join is done.
         if params.generation_id != group.generation {
             return Err(GroupError::IllegalGeneration);
+        }
+        if group.state == GroupState::CompletingRebalance {
+            // The member has the new generation from its JoinGroup response but not its
+            // assignment yet; it retries once SyncGroup is done.
+            return Err(GroupError::RebalanceInProgress);
         }
     } else if group.state != GroupState::Empty {
         // Only members may commit for a group that has members.

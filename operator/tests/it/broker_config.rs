@@ -4,15 +4,15 @@
 
 use std::collections::BTreeMap;
 
+use std::env::VarError;
+
 use broker::config::{parse_properties, BrokerConfig, ConfigError};
 use operator::config::{pod_properties, render, ALLOWED_KEYS};
 use operator::crd::KafkaCluster;
 use operator::names::{ClusterNames, Pool};
 
-/// Keys the operator writes that the broker does not read yet. `broker.rack` comes from the
-/// pod's environment through Kafka's env config provider (`config.providers=env`,
-/// `${env:KAFKA_RACK}`), which the broker still has to learn.
-const PENDING_BROKER_SUPPORT: &[&str] = &["config.providers", "config.providers.env.class"];
+/// The rack a broker pod's environment carries (from its node's topology label).
+const POD_RACK: &str = "zone-b";
 
 fn example(name: &str) -> KafkaCluster {
     let path = format!(
@@ -25,11 +25,13 @@ fn example(name: &str) -> KafkaCluster {
     kc
 }
 
-/// Parse as the broker does, leaving out only the keys it is known not to read yet.
+/// Parse as the broker does in a pod whose environment the StatefulSet filled.
 fn broker_parse(text: &str) -> Result<BrokerConfig, ConfigError> {
-    let mut props: BTreeMap<String, String> = parse_properties(text)?;
-    props.retain(|k, _| !PENDING_BROKER_SUPPORT.contains(&k.as_str()));
-    BrokerConfig::from_properties(&props)
+    let props: BTreeMap<String, String> = parse_properties(text)?;
+    BrokerConfig::from_properties_with_env(&props, &|name| match name {
+        operator::config::RACK_ENV => Ok(POD_RACK.to_string()),
+        _ => Err(VarError::NotPresent),
+    })
 }
 
 #[test]
@@ -58,21 +60,11 @@ fn generated_files_load_in_the_broker() {
                     let (host, port) = config.advertised_address(client);
                     assert_eq!(host, names.pod_host(pool, ordinal));
                     assert_eq!(i32::from(port), kc.spec.listeners.client_port);
+                    let rack = kc.spec.brokers.rack_topology_key.as_ref().map(|_| POD_RACK);
+                    assert_eq!(config.rack.as_deref(), rack);
                 }
             }
         }
-    }
-}
-
-#[test]
-fn pending_keys_are_still_unknown_to_the_broker() {
-    // When this fails the broker reads them: drop them from PENDING_BROKER_SUPPORT.
-    for key in PENDING_BROKER_SUPPORT {
-        let text = format!("process.roles=broker\nlisteners=CLIENT://0.0.0.0:9092\n{key}=env\n");
-        let props = parse_properties(&text).unwrap();
-        assert!(
-            matches!(BrokerConfig::from_properties(&props), Err(ConfigError::UnknownKey(k)) if k == *key)
-        );
     }
 }
 

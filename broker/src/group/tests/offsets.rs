@@ -86,11 +86,11 @@ async fn member_commits_are_checked_against_the_generation() {
         c.commit_offsets(member_commit("g", 2, id, "t")),
         Err(GroupError::RebalanceInProgress)
     );
-    // A commit still carrying the previous generation gets the same retriable
-    // answer, as in Kafka, rather than ILLEGAL_GENERATION.
+    // A commit still carrying the previous generation (sent while the JoinGroup was
+    // parked, answered after it) is stale: Kafka checks the generation before the state.
     assert_eq!(
         c.commit_offsets(member_commit("g", 1, id, "t")),
-        Err(GroupError::RebalanceInProgress)
+        Err(GroupError::IllegalGeneration)
     );
     assert_eq!(second.generation_id, 2);
 }
