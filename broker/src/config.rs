@@ -499,7 +499,11 @@ impl BrokerConfig {
             return Err(ConfigError::Missing("controller.quorum.voters"));
         }
         if self.roles.controller {
-            if !self.quorum_voters.iter().any(|(id, _, _)| *id == self.node_id) {
+            if !self
+                .quorum_voters
+                .iter()
+                .any(|(id, _, _)| *id == self.node_id)
+            {
                 return Err(ConfigError::InvalidValue {
                     key: "controller.quorum.voters".into(),
                     value: self.voters_text(),
@@ -779,7 +783,10 @@ mod tests {
     #[test]
     fn quorum_settings_are_checked_against_the_roles() {
         let err = load("process.roles=broker\n").unwrap_err();
-        assert!(err.to_string().contains("controller.quorum.voters"), "{err}");
+        assert!(
+            err.to_string().contains("controller.quorum.voters"),
+            "{err}"
+        );
         let err = load(
             "process.roles=controller\nnode.id=2\nlisteners=CONTROLLER://:9093\n\
              controller.quorum.voters=1@a:9093\n",
@@ -791,7 +798,10 @@ mod tests {
              controller.quorum.voters=1@a:9093\n",
         )
         .unwrap_err();
-        assert!(err.to_string().contains("controller.listener.names"), "{err}");
+        assert!(
+            err.to_string().contains("controller.listener.names"),
+            "{err}"
+        );
         let config = load(
             "process.roles=controller\nnode.id=1\nlisteners=CONTROLLER://:9093\n\
              controller.quorum.voters=1@a:9093\ncontroller.quorum.fetch.timeout.ms=3000\n",

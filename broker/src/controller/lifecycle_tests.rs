@@ -24,7 +24,7 @@ fn controller() -> Arc<Controller> {
     MemoryMetadataLog::new().open_controller(&config)
 }
 
-fn registration(id: i32, incarnation: u128) -> BrokerRegistration {
+pub(crate) fn registration(id: i32, incarnation: u128) -> BrokerRegistration {
     BrokerRegistration {
         broker_id: id,
         cluster_id: "cluster-1".into(),
@@ -60,7 +60,7 @@ fn caught_up(c: &Controller, id: i32, epoch: i64) -> BrokerHeartbeat {
 }
 
 /// Registers broker `id` and heartbeats it to unfenced; returns its epoch.
-fn unfenced(c: &Controller, id: i32, now: i64) -> i64 {
+pub(crate) fn unfenced(c: &Controller, id: i32, now: i64) -> i64 {
     let epoch = c
         .register_broker(registration(id, id as u128), now)
         .unwrap();

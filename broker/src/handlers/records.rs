@@ -159,18 +159,7 @@ mod tests {
                 .encode(),
             )
             .unwrap();
-        let controller = metadata.open_controller(&config);
-        let logs = LogManager::open(
-            &config.log_dirs,
-            LogConfig::from_broker(&config),
-            BackgroundConfig::from_broker(&config),
-        )
-        .unwrap();
-        let groups = GroupCoordinator::new(
-            GroupConfig::from_broker(&config),
-            Arc::new(MemoryOffsetsStore::new()),
-        );
-        BrokerState::new(config, logs, controller, groups, Arc::new(Metrics::new()))
+        crate::server::testing::broker_state_over(dir, &metadata)
     }
 
     /// (error code, epoch, end offset) per partition, asking for `(partition, current, requested)`.

@@ -281,7 +281,10 @@ impl Driver {
                     self.node.tick(now)
                 }
             };
-            if let Err(error) = step.map_err(anyhow::Error::from).and_then(|_| self.after_step()) {
+            if let Err(error) = step
+                .map_err(anyhow::Error::from)
+                .and_then(|_| self.after_step())
+            {
                 // A failed log write leaves the node unusable, as in Kafka.
                 tracing::error!(%error, "raft driver stopped: the metadata log failed");
                 self.fail_proposals(ProposeError::Stopped);
@@ -512,7 +515,8 @@ impl Driver {
                             _ => {}
                         }
                     }
-                    let _ = tokio::time::timeout(Duration::from_millis(500), sends.join_all()).await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(500), sends.join_all()).await;
                 }
                 Err(error) => tracing::warn!(%error, "could not resign"),
             }

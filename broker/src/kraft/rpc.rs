@@ -72,18 +72,20 @@ impl RaftPeers {
                     .await?,
             )?),
             Request::EndQuorumEpoch(r) => Response::EndQuorumEpoch(wire::end_response_in(
-                &clients.send(to, &wire::end_request_out(&r), timeout).await?,
+                &clients
+                    .send(to, &wire::end_request_out(&r), timeout)
+                    .await?,
             )?),
             Request::Fetch(r) => Response::Fetch(wire::fetch_response_in(
-                clients.send(to, &wire::fetch_request_out(&r), timeout).await?,
+                clients
+                    .send(to, &wire::fetch_request_out(&r), timeout)
+                    .await?,
             )?),
-            Request::FetchSnapshot(r) => {
-                Response::FetchSnapshot(wire::fetch_snapshot_response_in(
-                    clients
-                        .send(to, &wire::fetch_snapshot_request_out(&r), timeout)
-                        .await?,
-                )?)
-            }
+            Request::FetchSnapshot(r) => Response::FetchSnapshot(wire::fetch_snapshot_response_in(
+                clients
+                    .send(to, &wire::fetch_snapshot_request_out(&r), timeout)
+                    .await?,
+            )?),
         })
     }
 }
@@ -104,7 +106,10 @@ pub async fn serve_vote(raft: &RaftHandle, request: VoteRequest) -> VoteResponse
         Ok(parsed) => parsed,
         Err(e) => return VoteResponse::default().with_error_code(refused(&e)),
     };
-    match raft.inbound(parsed.candidate_id, crate::raft::Request::Vote(parsed)).await {
+    match raft
+        .inbound(parsed.candidate_id, crate::raft::Request::Vote(parsed))
+        .await
+    {
         Some(Response::Vote(r)) => wire::vote_response_out(&r),
         _ => VoteResponse::default().with_error_code(unavailable()),
     }
@@ -118,7 +123,10 @@ pub async fn serve_begin_quorum_epoch(
         Ok(parsed) => parsed,
         Err(e) => return BeginQuorumEpochResponse::default().with_error_code(refused(&e)),
     };
-    match raft.inbound(parsed.leader_id, Request::BeginQuorumEpoch(parsed)).await {
+    match raft
+        .inbound(parsed.leader_id, Request::BeginQuorumEpoch(parsed))
+        .await
+    {
         Some(Response::BeginQuorumEpoch(r)) => wire::begin_response_out(&r),
         _ => BeginQuorumEpochResponse::default().with_error_code(unavailable()),
     }
@@ -132,7 +140,10 @@ pub async fn serve_end_quorum_epoch(
         Ok(parsed) => parsed,
         Err(e) => return EndQuorumEpochResponse::default().with_error_code(refused(&e)),
     };
-    match raft.inbound(parsed.leader_id, Request::EndQuorumEpoch(parsed)).await {
+    match raft
+        .inbound(parsed.leader_id, Request::EndQuorumEpoch(parsed))
+        .await
+    {
         Some(Response::EndQuorumEpoch(r)) => wire::end_response_out(&r),
         _ => EndQuorumEpochResponse::default().with_error_code(unavailable()),
     }
@@ -143,7 +154,10 @@ pub async fn serve_fetch(raft: &RaftHandle, version: i16, request: FetchRequest)
         Ok(parsed) => parsed,
         Err(e) => return FetchResponse::default().with_error_code(refused(&e)),
     };
-    match raft.inbound(parsed.replica_id, Request::Fetch(parsed)).await {
+    match raft
+        .inbound(parsed.replica_id, Request::Fetch(parsed))
+        .await
+    {
         Some(Response::Fetch(r)) => wire::fetch_response_out(&r, now_ms())
             .unwrap_or_else(|e| FetchResponse::default().with_error_code(refused(&e))),
         _ => FetchResponse::default().with_error_code(unavailable()),
@@ -158,7 +172,10 @@ pub async fn serve_fetch_snapshot(
         Ok(parsed) => parsed,
         Err(e) => return FetchSnapshotResponse::default().with_error_code(refused(&e)),
     };
-    match raft.inbound(parsed.replica_id, Request::FetchSnapshot(parsed)).await {
+    match raft
+        .inbound(parsed.replica_id, Request::FetchSnapshot(parsed))
+        .await
+    {
         Some(Response::FetchSnapshot(r)) => wire::fetch_snapshot_response_out(&r),
         _ => FetchSnapshotResponse::default().with_error_code(unavailable()),
     }

@@ -20,3 +20,58 @@ pub async fn start_node(dir: &Path, client_port: u16, extra: &str) -> Node {
     crate::meta_properties::format(&config, &crate::meta_properties::random_uuid(), false).unwrap();
     Node::start(config).await.unwrap()
 }
+
+/// Broker state over an in-memory metadata log whose controller is active
+/// here, its logs in `dir`: the handlers' view of a single-node cluster.
+pub fn broker_state_over(
+    dir: &Path,
+    metadata: &crate::controller::MemoryMetadataLog,
+) -> super::BrokerState {
+    use std::sync::Arc;
+
+    use crate::group::{GroupConfig, GroupCoordinator, MemoryOffsetsStore};
+    use crate::kraft::QuorumView;
+    use crate::storage::{BackgroundConfig, LogConfig, LogManager};
+
+    let config = BrokerConfig {
+        log_dirs: vec![dir.to_path_buf()],
+        ..BrokerConfig::default()
+    };
+    let controller = metadata.open_controller(&config);
+    let logs = LogManager::open(
+        &config.log_dirs,
+        LogConfig::from_broker(&config),
+        BackgroundConfig::from_broker(&config),
+    )
+    .unwrap();
+    let groups = GroupCoordinator::new(
+        GroupConfig::from_broker(&config),
+        Arc::new(MemoryOffsetsStore::new()),
+    );
+    let quorum = tokio::sync::watch::channel(QuorumView {
+        epoch: 1,
+        leader: Some(config.node_id),
+        active: true,
+        high_watermark: 0,
+    })
+    .1;
+    let channel = Arc::new(crate::client::ControllerChannel::new(
+        &[],
+        tokio::sync::watch::channel(None).1,
+        crate::client::ClientOptions::default(),
+    ));
+    super::BrokerState::new(
+        config,
+        logs,
+        controller,
+        groups,
+        Arc::new(super::metrics::Metrics::new()),
+        quorum,
+        channel,
+    )
+}
+
+/// [`broker_state_over`] a fresh metadata log.
+pub fn broker_state(dir: &Path) -> super::BrokerState {
+    broker_state_over(dir, &crate::controller::MemoryMetadataLog::new())
+}
