@@ -13,6 +13,7 @@ pub mod meta_properties;
 pub mod metadata;
 pub mod network;
 pub mod protocol;
+pub mod replication;
 pub mod server;
 pub mod storage;
 
