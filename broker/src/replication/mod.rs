@@ -407,3 +407,6 @@ impl ReplicaManager {
         self.fetchers.stop_all();
     }
 }
+
+#[cfg(test)]
+mod tests;
