@@ -7,10 +7,8 @@ use uuid::Uuid;
 
 use super::*;
 use crate::config::{BrokerConfig, Roles};
-use crate::controller::lifecycle_tests::topic;
-use crate::controller::{BrokerHeartbeat, BrokerRegistration, MemoryMetadataLog, METADATA_VERSION};
-use crate::metadata::image::METADATA_VERSION_FEATURE;
-use crate::metadata::records::{BrokerEndpoint, BrokerFeature};
+use crate::controller::lifecycle_tests::{self, topic};
+use crate::controller::{BrokerHeartbeat, MemoryMetadataLog};
 
 /// A controller with brokers 1, 2, 3 unfenced and topic `t` on [1, 2, 3]
 /// led by 1; returns it with the brokers' epochs.
@@ -24,24 +22,7 @@ fn cluster() -> (Arc<Controller>, [i64; 3]) {
     };
     let c = MemoryMetadataLog::new().open_controller(&config);
     let epochs = [1, 2, 3].map(|id| {
-        let registration = BrokerRegistration {
-            broker_id: id,
-            cluster_id: "cluster-1".into(),
-            incarnation_id: Uuid::from_u128(id as u128),
-            listeners: vec![BrokerEndpoint {
-                name: "PLAINTEXT".into(),
-                host: format!("b{id}"),
-                port: 9092,
-                security_protocol: 0,
-            }],
-            features: vec![BrokerFeature {
-                name: METADATA_VERSION_FEATURE.into(),
-                min_supported_version: 1,
-                max_supported_version: METADATA_VERSION,
-            }],
-            rack: None,
-            is_migrating_zk_broker: false,
-        };
+        let registration = lifecycle_tests::registration(id, id as u128);
         let epoch = c.register_broker(registration, 0).unwrap();
         heartbeat(&c, id, epoch, false);
         epoch
@@ -51,17 +32,11 @@ fn cluster() -> (Arc<Controller>, [i64; 3]) {
 }
 
 fn heartbeat(c: &Controller, id: i32, epoch: i64, want_shut_down: bool) {
-    c.broker_heartbeat(
-        BrokerHeartbeat {
-            broker_id: id,
-            broker_epoch: epoch,
-            current_metadata_offset: c.image().metadata_offset,
-            want_fence: false,
-            want_shut_down,
-        },
-        0,
-    )
-    .unwrap();
+    let request = BrokerHeartbeat {
+        want_shut_down,
+        ..lifecycle_tests::heartbeat(id, epoch, c.image().metadata_offset)
+    };
+    c.broker_heartbeat(request, 0).unwrap();
 }
 
 fn current(c: &Controller) -> (Uuid, PartitionImage) {

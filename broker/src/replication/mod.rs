@@ -119,7 +119,10 @@ impl ReplicaManager {
             }
         };
         match partition.apply(meta, now_ms()) {
-            Ok(moved) => {
+            Ok((moved, isr_change)) => {
+                if let Some((before, after)) = isr_change {
+                    self.metrics.count_isr_change(before, after);
+                }
                 if moved {
                     self.notify_progress();
                 }
@@ -308,10 +311,10 @@ impl ReplicaManager {
                 Ok(p) if p.leader_epoch == l.leader_epoch => {
                     let before = l.isr.isr.len();
                     let isr: Vec<i32> = p.isr.iter().map(|b| b.0).collect();
-                    let after = isr.len();
-                    l.commit(isr, p.partition_epoch);
+                    // The image may have brought the same change first.
+                    let changed = l.commit(isr, p.partition_epoch);
                     let moved = l.maybe_advance_high_watermark(log.log_end_offset());
-                    (Some((before, after)), moved)
+                    (changed.then_some((before, l.isr.isr.len())), moved)
                 }
                 _ => {
                     l.abort_proposal();
@@ -322,9 +325,11 @@ impl ReplicaManager {
                 (Err(error), _) => {
                     tracing::warn!(partition = %partition.tp, %error, "ISR change refused")
                 }
-                (Ok(p), Ok((Some((before, after)), moved))) => {
+                (Ok(p), Ok((isr_change, moved))) => {
                     tracing::info!(partition = %partition.tp, isr = ?p.isr, "ISR changed");
-                    manager.metrics.count_isr_change(before, after);
+                    if let Some((before, after)) = isr_change {
+                        manager.metrics.count_isr_change(before, after);
+                    }
                     if moved {
                         manager.notify_progress();
                     }

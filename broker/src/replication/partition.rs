@@ -77,10 +77,15 @@ impl Partition {
     /// Brings the role in line with the image: a new leader epoch makes this
     /// node leader (recording the epoch in the log) or follower; in the same
     /// epoch, the committed ISR is taken over. Returns whether the high
-    /// watermark moved.
-    pub fn apply(&self, meta: &PartitionImage, now_ms: i64) -> Result<bool, StorageError> {
+    /// watermark moved, and the ISR size before and after if it changed.
+    pub fn apply(
+        &self,
+        meta: &PartitionImage,
+        now_ms: i64,
+    ) -> Result<(bool, Option<(usize, usize)>), StorageError> {
         let mut role = self.role.lock();
         let before = role.high_watermark();
+        let mut isr_change = None;
         match &mut *role {
             Role::Leader(l)
                 if meta.leader == self.local_id && l.leader_epoch == meta.leader_epoch =>
@@ -88,7 +93,10 @@ impl Partition {
                 if l.replicas != meta.replicas {
                     l.replicas = meta.replicas.clone();
                 }
-                l.commit(meta.isr.clone(), meta.partition_epoch);
+                let members = l.isr.isr.len();
+                if l.commit(meta.isr.clone(), meta.partition_epoch) {
+                    isr_change = Some((members, l.isr.isr.len()));
+                }
                 l.maybe_advance_high_watermark(self.log.log_end_offset());
             }
             Role::Follower { leader_epoch, .. }
@@ -130,7 +138,7 @@ impl Partition {
         }
         let moved = role.high_watermark() > before;
         self.publish(&role);
-        Ok(moved)
+        Ok((moved, isr_change))
     }
 
     /// Runs `f` on the leader state of `epoch`; NOT_LEADER_OR_FOLLOWER when
