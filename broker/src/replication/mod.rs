@@ -63,6 +63,8 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Checkpointed high watermarks of partitions not taken over yet.
     checkpointed: Mutex<HashMap<TopicPartition, i64>>,
+    /// One checkpoint writer at a time: they share the temp file.
+    checkpoint_writer: Mutex<()>,
     /// Bumped when a high watermark moves or data arrives: wakes long polls.
     progress: watch::Sender<u64>,
     alter: Arc<dyn AlterPartitionSender>,
@@ -85,6 +87,7 @@ impl ReplicaManager {
             logs,
             partitions: RwLock::new(HashMap::new()),
             checkpointed: Mutex::new(checkpointed),
+            checkpoint_writer: Mutex::new(()),
             progress,
             alter,
             metrics: ReplicationMetrics::new(registry),
@@ -371,6 +374,7 @@ impl ReplicaManager {
 
     /// Writes every hosted partition's high watermark to its log dir.
     pub fn write_checkpoint(&self) -> std::io::Result<()> {
+        let _writer = self.checkpoint_writer.lock();
         let mut entries: Vec<(PathBuf, TopicPartition, i64)> = self
             .partitions
             .read()
