@@ -170,6 +170,18 @@ pub struct BrokerConfig {
     pub broker_heartbeat_interval_ms: u64,
     /// Broker default of the topic `compression.type`; `None` is `producer`.
     pub compression_type: Option<kafka_protocol::records::Compression>,
+    /// A follower that has not caught up with the leader's log end for this
+    /// long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// How long a follower's fetch waits at the leader for new data.
+    pub replica_fetch_wait_max_ms: u64,
+    /// Per-partition and whole-response byte limits of a follower's fetch.
+    pub replica_fetch_max_bytes: i32,
+    pub replica_fetch_response_max_bytes: i32,
+    /// Pause after a failed follower fetch before the partition is retried.
+    pub replica_fetch_backoff_ms: u64,
+    /// How often high watermarks are written to `replication-offset-checkpoint`.
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -230,6 +242,12 @@ impl Default for BrokerConfig {
             broker_session_timeout_ms: 9_000,
             broker_heartbeat_interval_ms: 2_000,
             compression_type: None,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_response_max_bytes: 10_485_760,
+            replica_fetch_backoff_ms: 1_000,
+            replica_high_watermark_checkpoint_interval_ms: 5_000,
         }
     }
 }
@@ -403,6 +421,24 @@ impl BrokerConfig {
                         Some(v.parse().map_err(|_| {
                             invalid(key, v, "expected host:port, e.g. 0.0.0.0:8080")
                         })?)
+                }
+                "replica.lag.time.max.ms" => {
+                    config.replica_lag_time_max_ms = parse_positive(key, v)?
+                }
+                "replica.fetch.wait.max.ms" => {
+                    config.replica_fetch_wait_max_ms = parse_positive(key, v)?
+                }
+                "replica.fetch.max.bytes" => {
+                    config.replica_fetch_max_bytes = parse_positive(key, v)?
+                }
+                "replica.fetch.response.max.bytes" => {
+                    config.replica_fetch_response_max_bytes = parse_positive(key, v)?
+                }
+                "replica.fetch.backoff.ms" => {
+                    config.replica_fetch_backoff_ms = parse_positive(key, v)?
+                }
+                "replica.high.watermark.checkpoint.interval.ms" => {
+                    config.replica_high_watermark_checkpoint_interval_ms = parse_positive(key, v)?
                 }
                 "broker.session.timeout.ms" => {
                     config.broker_session_timeout_ms = parse_positive(key, v)?

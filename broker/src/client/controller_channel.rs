@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{BrokerHeartbeatRequest, BrokerRegistrationRequest};
+use kafka_protocol::messages::{
+    AlterPartitionRequest, BrokerHeartbeatRequest, BrokerRegistrationRequest,
+};
 use kafka_protocol::protocol::Request;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -30,7 +32,11 @@ macro_rules! top_level_error_code {
     };
 }
 
-top_level_error_code!(BrokerRegistrationRequest, BrokerHeartbeatRequest);
+top_level_error_code!(
+    BrokerRegistrationRequest,
+    BrokerHeartbeatRequest,
+    AlterPartitionRequest
+);
 
 /// First wait before retrying another controller (Kafka's `retry.backoff.ms`).
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);

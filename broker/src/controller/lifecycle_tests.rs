@@ -24,7 +24,7 @@ fn controller() -> Arc<Controller> {
     MemoryMetadataLog::new().open_controller(&config)
 }
 
-fn registration(id: i32, incarnation: u128) -> BrokerRegistration {
+pub(crate) fn registration(id: i32, incarnation: u128) -> BrokerRegistration {
     BrokerRegistration {
         broker_id: id,
         cluster_id: "cluster-1".into(),
@@ -45,7 +45,7 @@ fn registration(id: i32, incarnation: u128) -> BrokerRegistration {
     }
 }
 
-fn heartbeat(id: i32, epoch: i64, offset: i64) -> BrokerHeartbeat {
+pub(crate) fn heartbeat(id: i32, epoch: i64, offset: i64) -> BrokerHeartbeat {
     BrokerHeartbeat {
         broker_id: id,
         broker_epoch: epoch,

@@ -1,6 +1,7 @@
 //! One file per API family. `dispatch` decodes a frame, runs its handler and
 //! encodes the answer; handlers read one `MetadataImage` per request.
 
+pub mod alter_partition;
 pub mod api_versions;
 pub mod broker_lifecycle;
 pub mod cluster;
@@ -55,6 +56,7 @@ pub fn implemented_versions() -> crate::protocol::ApiVersionTable {
         coordinator::VERSIONS,
         cluster::VERSIONS,
         broker_lifecycle::VERSIONS,
+        alter_partition::VERSIONS,
         groups::GROUP_API_VERSIONS,
         ADMIN_API_VERSIONS,
     ])
@@ -257,6 +259,9 @@ pub async fn dispatch(
         ApiKey::BrokerHeartbeat => route!(BrokerHeartbeatRequest, |_, r| {
             broker_lifecycle::broker_heartbeat(&state.controller, version, r)
         }),
+        ApiKey::AlterPartition => route!(AlterPartitionRequest, |_, r| {
+            alter_partition::handle(&state.controller, version, r)
+        }),
         other => Err(DispatchError::UnknownApi(other as i16)),
     }
 }
@@ -334,6 +339,7 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::DescribeCluster => "DescribeCluster",
         ApiKey::BrokerRegistration => "BrokerRegistration",
         ApiKey::BrokerHeartbeat => "BrokerHeartbeat",
+        ApiKey::AlterPartition => "AlterPartition",
         _ => "Other",
     }
 }

@@ -96,6 +96,8 @@ impl Node {
         logs.start_background();
 
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let images = state.controller.publisher().clone();
+        tokio::spawn(state.replicas.clone().run(images, shutdown_rx.clone()));
         let ready = Arc::new(AtomicBool::new(false));
         if let Some(addr) = config.admin_http_listener {
             serve_admin_http(addr, metrics, ready.clone(), shutdown_rx.clone()).await?;
@@ -127,6 +129,8 @@ impl Node {
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
         self.state.groups.shutdown();
+        let replicas = self.state.replicas.clone();
+        tokio::task::spawn_blocking(move || replicas.write_checkpoint()).await??;
         let logs = self.state.logs.clone();
         tokio::task::spawn_blocking(move || logs.shutdown()).await??;
         self.metadata_log.close()?;

@@ -10,6 +10,8 @@ use crate::controller::{Controller, InternalTopic, NewTopic};
 use crate::group::GroupCoordinator;
 use crate::metadata::{MetadataImage, PartitionImage, TopicImage};
 use crate::protocol::ApiVersionTable;
+use crate::replication::alter_partition::LocalController;
+use crate::replication::{Partition, ReplicaManager, ReplicationConfig};
 use crate::server::metrics::Metrics;
 use crate::storage::{LogConfig, LogManager, PartitionLog, StorageError, TopicPartition};
 
@@ -21,6 +23,7 @@ pub struct BrokerState {
     pub groups: Arc<GroupCoordinator>,
     pub metrics: Arc<Metrics>,
     pub log_defaults: LogConfig,
+    pub replicas: Arc<ReplicaManager>,
     /// Bumped after every produce request that appended; wakes long-polling fetches.
     appends: watch::Sender<u64>,
 }
@@ -66,15 +69,24 @@ impl BrokerState {
         groups: Arc<GroupCoordinator>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let appends = watch::channel(0).0;
+        let replicas = ReplicaManager::new(
+            ReplicationConfig::from_broker(&config),
+            logs.clone(),
+            appends.clone(),
+            Arc::new(LocalController(controller.clone())),
+            &metrics.registry,
+        );
         BrokerState {
             log_defaults: LogConfig::from_broker(&config),
+            replicas,
             api_versions: crate::handlers::implemented_versions(),
             config,
             logs,
             controller,
             groups,
             metrics,
-            appends: watch::channel(0).0,
+            appends,
         }
     }
 
@@ -129,6 +141,22 @@ impl BrokerState {
                 .map_err(|e| PartitionError::from_storage(&e))?,
         };
         Ok((log, meta))
+    }
+
+    /// [`Self::leader_log`]'s partition in its replication role.
+    pub fn leader_partition<'a>(
+        &self,
+        image: &'a MetadataImage,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(Arc<Partition>, &'a PartitionImage), PartitionError> {
+        let (log, meta) = self.leader_log(image, topic, partition)?;
+        let tp = TopicPartition::new(topic, partition);
+        let hosted = self
+            .replicas
+            .hosted(&tp, &log, meta)
+            .map_err(PartitionError::new)?;
+        Ok((hosted, meta))
     }
 
     /// Creates a topic with the broker's defaults (Metadata auto-creation).
