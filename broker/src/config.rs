@@ -173,6 +173,18 @@ pub struct BrokerConfig {
     pub quorum: QuorumTimings,
     /// Write a metadata snapshot after this many bytes of records.
     pub metadata_snapshot_bytes: u64,
+    /// A follower that has not caught up with the leader's log end for this
+    /// long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// How long a follower's fetch waits at the leader for new data.
+    pub replica_fetch_wait_max_ms: u64,
+    /// Per-partition and whole-response byte limits of a follower's fetch.
+    pub replica_fetch_max_bytes: i32,
+    pub replica_fetch_response_max_bytes: i32,
+    /// Pause after a failed follower fetch before the partition is retried.
+    pub replica_fetch_backoff_ms: u64,
+    /// How often high watermarks are written to `replication-offset-checkpoint`.
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
 }
 
 /// `controller.quorum.*` timings. Shorter than Kafka's defaults (election
@@ -261,6 +273,12 @@ impl Default for BrokerConfig {
             quorum: QuorumTimings::default(),
             // Kafka's metadata.log.max.record.bytes.between.snapshots.
             metadata_snapshot_bytes: 20 * 1024 * 1024,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_response_max_bytes: 10_485_760,
+            replica_fetch_backoff_ms: 1_000,
+            replica_high_watermark_checkpoint_interval_ms: 5_000,
         }
     }
 }
@@ -434,6 +452,24 @@ impl BrokerConfig {
                         Some(v.parse().map_err(|_| {
                             invalid(key, v, "expected host:port, e.g. 0.0.0.0:8080")
                         })?)
+                }
+                "replica.lag.time.max.ms" => {
+                    config.replica_lag_time_max_ms = parse_positive(key, v)?
+                }
+                "replica.fetch.wait.max.ms" => {
+                    config.replica_fetch_wait_max_ms = parse_positive(key, v)?
+                }
+                "replica.fetch.max.bytes" => {
+                    config.replica_fetch_max_bytes = parse_positive(key, v)?
+                }
+                "replica.fetch.response.max.bytes" => {
+                    config.replica_fetch_response_max_bytes = parse_positive(key, v)?
+                }
+                "replica.fetch.backoff.ms" => {
+                    config.replica_fetch_backoff_ms = parse_positive(key, v)?
+                }
+                "replica.high.watermark.checkpoint.interval.ms" => {
+                    config.replica_high_watermark_checkpoint_interval_ms = parse_positive(key, v)?
                 }
                 "broker.session.timeout.ms" => {
                     config.broker_session_timeout_ms = parse_positive(key, v)?
@@ -764,7 +800,8 @@ mod tests {
     fn rack_comes_from_the_process_environment() {
         // Cargo sets CARGO_PKG_NAME in the environment of the tests it runs.
         let config = load(&format!(
-            "process.roles=broker,controller\nconfig.providers=env\n\
+            "process.roles=broker,controller\nnode.id=1\nlisteners=PLAINTEXT://:9092,CONTROLLER://:9093\n\
+             controller.quorum.voters=1@localhost:9093\nconfig.providers=env\n\
              config.providers.env.class={ENV_PROVIDER_CLASS}\nbroker.rack=${{env:CARGO_PKG_NAME}}\n"
         ))
         .unwrap();

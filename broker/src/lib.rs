@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod network;
 pub mod protocol;
 pub mod raft;
+pub mod replication;
 pub mod server;
 pub mod storage;
 

@@ -284,8 +284,8 @@ fn one_node(port: u16) -> NodeClients {
 async fn many_concurrent_requests_to_a_real_node() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path(), 0).await;
-    let clients = Arc::new(one_node(node.client_addr.port()));
-    let cluster_id = node.state.image().cluster_id.clone();
+    let clients = Arc::new(one_node(node.client_addr.unwrap().port()));
+    let cluster_id = node.broker().image().cluster_id.clone();
     let calls: Vec<_> = (0..40)
         .map(|i| {
             let clients = clients.clone();

@@ -45,7 +45,7 @@ pub(crate) fn registration(id: i32, incarnation: u128) -> BrokerRegistration {
     }
 }
 
-fn heartbeat(id: i32, epoch: i64, offset: i64) -> BrokerHeartbeat {
+pub(crate) fn heartbeat(id: i32, epoch: i64, offset: i64) -> BrokerHeartbeat {
     BrokerHeartbeat {
         broker_id: id,
         broker_epoch: epoch,

@@ -4,6 +4,7 @@
 //! → `MetadataLog::append` → apply → publish. With KRaft the log becomes the
 //! replicated `__cluster_metadata` and only `append`'s meaning changes.
 
+mod alter_partition;
 mod batch;
 mod bootstrap;
 mod configs;
@@ -21,6 +22,7 @@ mod quorum;
 mod sessions;
 mod topics;
 
+pub use alter_partition::{CommittedPartition, IsrChange};
 pub use batch::run_checked;
 pub use bootstrap::METADATA_VERSION;
 pub use configs::{AlterOp, ConfigResource, ConfigUpdate};

@@ -1,10 +1,15 @@
 //! Fetch: whole batches straight from segment files, with long polling until
-//! `min_bytes` are there or `max_wait_ms` passes.
+//! `min_bytes` are there or `max_wait_ms` passes. Consumers read up to the
+//! high watermark; follower replicas read up to the log end, and their fetch
+//! offsets tell the leader how far they got.
 
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_request::FetchPartition;
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
@@ -39,6 +44,7 @@ fn read_all(
     request: &FetchRequest,
 ) -> (FetchResponse, usize, bool) {
     let image = state.image();
+    let replica = fetching_replica(version, request);
     let mut budget = if request.max_bytes > 0 {
         request.max_bytes as usize
     } else {
@@ -61,7 +67,13 @@ fn read_all(
                 None => Err(PartitionError::new(ResponseError::UnknownTopicId)),
                 Some(name) => {
                     let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
-                    read_partition(state, &image, name, p, limit, total == 0)
+                    let read = Read {
+                        max_bytes: limit,
+                        min_one_batch: total == 0,
+                        replica,
+                        divergence_check: version >= 12,
+                    };
+                    read_partition(state, &image, name, p, read)
                 }
             };
             partitions.push(match result {
@@ -72,6 +84,7 @@ fn read_all(
                         .with_last_stable_offset(read.high_watermark)
                         .with_log_start_offset(read.log_start_offset)
                         .with_aborted_transactions(None)
+                        .with_diverging_epoch(read.diverging.unwrap_or_else(no_divergence))
                         .with_records(Some(read.records))
                 }
                 Err(e) => {
@@ -100,36 +113,111 @@ fn read_all(
     )
 }
 
+/// The follower replica asking, as (broker id, broker epoch): v15+ name it
+/// in `replica_state`, older versions in `replica_id`; consumers are -1.
+fn fetching_replica(version: i16, request: &FetchRequest) -> Option<(i32, i64)> {
+    let (id, epoch) = if version >= 15 {
+        (
+            request.replica_state.replica_id.0,
+            request.replica_state.replica_epoch,
+        )
+    } else {
+        (request.replica_id.0, -1)
+    };
+    (id >= 0).then_some((id, epoch))
+}
+
+/// How to read one partition.
+#[derive(Clone, Copy)]
+struct Read {
+    max_bytes: usize,
+    min_one_batch: bool,
+    replica: Option<(i32, i64)>,
+    /// The request carries `last_fetched_epoch` (v12+).
+    divergence_check: bool,
+}
+
 struct PartitionRead {
     records: bytes::Bytes,
     high_watermark: i64,
     log_start_offset: i64,
+    diverging: Option<EpochEndOffset>,
+}
+
+fn no_divergence() -> EpochEndOffset {
+    EpochEndOffset::default().with_epoch(-1).with_end_offset(-1)
 }
 
 fn read_partition(
     state: &BrokerState,
     image: &MetadataImage,
     topic: &str,
-    request: &kafka_protocol::messages::fetch_request::FetchPartition,
-    max_bytes: usize,
-    min_one_batch: bool,
+    request: &FetchPartition,
+    read: Read,
 ) -> Result<PartitionRead, PartitionError> {
-    let (log, meta) = state.leader_log(image, topic, request.partition)?;
+    let (partition, meta) = state.leader_partition(image, topic, request.partition)?;
     check_leader_epoch(request.current_leader_epoch, meta.leader_epoch)?;
-    let high_watermark = log.log_end_offset();
+    let log = &partition.log;
+    let upper_bound = match read.replica {
+        None => partition.high_watermark(),
+        Some(replica) => {
+            if read.divergence_check {
+                if let Some(diverging) = divergence(log, request, meta.leader_epoch) {
+                    return Ok(PartitionRead {
+                        records: bytes::Bytes::new(),
+                        high_watermark: partition.high_watermark(),
+                        log_start_offset: log.log_start_offset(),
+                        diverging: Some(diverging),
+                    });
+                }
+            }
+            state
+                .replicas
+                .record_follower_fetch(
+                    &partition,
+                    image,
+                    meta.leader_epoch,
+                    replica,
+                    request.fetch_offset,
+                )
+                .map_err(PartitionError::new)?;
+            log.log_end_offset()
+        }
+    };
     let records = tokio::task::block_in_place(|| {
         log.read(
             request.fetch_offset,
-            max_bytes,
-            high_watermark,
-            min_one_batch,
+            read.max_bytes,
+            upper_bound,
+            read.min_one_batch,
         )
     })
     .map_err(|e| PartitionError::from_storage(&e))?;
     Ok(PartitionRead {
         records,
-        high_watermark,
+        high_watermark: partition.high_watermark(),
         log_start_offset: log.log_start_offset(),
+        diverging: None,
+    })
+}
+
+/// Where a follower's log diverges from ours (KIP-595's fetch-based
+/// truncation): its last fetched epoch ends earlier here than it thinks, or
+/// is unknown to us. Our answer is that epoch's (or the largest earlier
+/// one's) end offset.
+fn divergence(
+    log: &crate::storage::PartitionLog,
+    request: &FetchPartition,
+    leader_epoch: i32,
+) -> Option<EpochEndOffset> {
+    if request.last_fetched_epoch < 0 {
+        return None;
+    }
+    let (epoch, end) = log.leader_end_offset_for_epoch(request.last_fetched_epoch, leader_epoch);
+    (epoch < request.last_fetched_epoch || end < request.fetch_offset).then(|| {
+        EpochEndOffset::default()
+            .with_epoch(epoch)
+            .with_end_offset(end)
     })
 }
 

@@ -9,7 +9,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     alter_configs_response, create_partitions_response, create_topics_response,
     delete_topics_response, incremental_alter_configs_response, AllocateProducerIdsRequest,
-    AlterConfigsRequest, AlterConfigsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
+    AlterConfigsRequest, AlterConfigsResponse, AlterPartitionRequest, BrokerHeartbeatRequest,
+    BrokerRegistrationRequest, CreatePartitionsRequest, CreatePartitionsResponse,
     CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
@@ -209,8 +210,20 @@ impl Forwardable for IncrementalAlterConfigsRequest {
     }
 }
 
-impl Forwardable for AllocateProducerIdsRequest {
-    fn fail_all(&self, code: i16, _text: &str) -> Self::Response {
-        Self::Response::default().with_error_code(code)
-    }
+/// Requests answered with one top-level error code.
+macro_rules! fail_top_level {
+    ($($request:ty),* $(,)?) => {
+        $(impl Forwardable for $request {
+            fn fail_all(&self, code: i16, _text: &str) -> Self::Response {
+                Self::Response::default().with_error_code(code)
+            }
+        })*
+    };
 }
+
+fail_top_level!(
+    AllocateProducerIdsRequest,
+    AlterPartitionRequest,
+    BrokerRegistrationRequest,
+    BrokerHeartbeatRequest,
+);

@@ -29,10 +29,12 @@ macro_rules! route {
     }};
 }
 
+pub mod alter_partition;
 pub mod api_versions;
 pub mod broker_lifecycle;
 pub mod cluster;
 pub mod configs;
+pub mod controller_listener;
 pub mod coordinator;
 pub mod fetch;
 pub mod forward;
@@ -84,7 +86,6 @@ pub fn implemented_versions() -> crate::protocol::ApiVersionTable {
         records::VERSIONS,
         coordinator::VERSIONS,
         cluster::VERSIONS,
-        broker_lifecycle::VERSIONS,
         groups::GROUP_API_VERSIONS,
         ADMIN_API_VERSIONS,
     ])
@@ -116,7 +117,7 @@ pub async fn dispatch(
 ) -> Result<Option<Vec<Bytes>>, DispatchError> {
     let raw = peek_header(&frame)?;
     let Some(api) = state.api_versions.supported(raw.api_key, raw.api_version) else {
-        return unsupported(state, raw);
+        return unsupported(&state.api_versions, raw);
     };
     let version = raw.api_version;
     state
@@ -127,7 +128,7 @@ pub async fn dispatch(
 
     match api {
         ApiKey::ApiVersions => route!((api, version, frame), ApiVersionsRequest, |_, r| {
-            api_versions::handle(state, version, r)
+            api_versions::handle(&state.api_versions, &state.image(), r)
         }),
         ApiKey::Metadata => route!((api, version, frame), MetadataRequest, |_, r| {
             metadata::handle(state, version, r)
@@ -242,23 +243,18 @@ pub async fn dispatch(
         ApiKey::OffsetDelete => route!((api, version, frame), OffsetDeleteRequest, |_, r| {
             groups::offset_delete(&state.groups, version, r)
         }),
-        ApiKey::BrokerRegistration => {
-            route!((api, version, frame), BrokerRegistrationRequest, |_, r| {
-                broker_lifecycle::broker_registration(&state.controller, version, r)
-            })
-        }
-        ApiKey::BrokerHeartbeat => route!((api, version, frame), BrokerHeartbeatRequest, |_, r| {
-            broker_lifecycle::broker_heartbeat(&state.controller, version, r)
-        }),
         other => Err(DispatchError::UnknownApi(other as i16)),
     }
 }
 
 /// ApiVersions at a version we do not know is answered (v0 body, error 35, all
 /// our keys) so the client can fall back; anything else closes the connection.
-fn unsupported(state: &BrokerState, raw: RawHeader) -> Result<Option<Vec<Bytes>>, DispatchError> {
+pub(crate) fn unsupported(
+    table: &crate::protocol::ApiVersionTable,
+    raw: RawHeader,
+) -> Result<Option<Vec<Bytes>>, DispatchError> {
     if raw.api_key == ApiKey::ApiVersions as i16 {
-        let response = api_versions::unsupported_version(state);
+        let response = api_versions::unsupported_version(table);
         return Ok(Some(encode_response(
             ApiKey::ApiVersions,
             0,
@@ -267,7 +263,7 @@ fn unsupported(state: &BrokerState, raw: RawHeader) -> Result<Option<Vec<Bytes>>
             Vec::new(),
         )?));
     }
-    if state.api_versions.knows(raw.api_key) {
+    if table.knows(raw.api_key) {
         Err(DispatchError::UnsupportedVersion {
             key: raw.api_key,
             version: raw.api_version,
@@ -327,6 +323,7 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::DescribeCluster => "DescribeCluster",
         ApiKey::BrokerRegistration => "BrokerRegistration",
         ApiKey::BrokerHeartbeat => "BrokerHeartbeat",
+        ApiKey::AlterPartition => "AlterPartition",
         _ => "Other",
     }
 }

@@ -112,7 +112,7 @@ mod tests {
     async fn stopping_the_node_closes_open_connections() {
         let dir = tempfile::tempdir().unwrap();
         let node = crate::server::testing::start_node(dir.path(), 0, "").await;
-        let mut idle = tokio::net::TcpStream::connect(node.client_addr)
+        let mut idle = tokio::net::TcpStream::connect(node.client_addr.unwrap())
             .await
             .unwrap();
         node.stop().await.unwrap();

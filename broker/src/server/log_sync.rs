@@ -7,8 +7,8 @@ use std::sync::Arc;
 use crate::metadata::MetadataImage;
 use crate::storage::TopicPartition;
 
-use super::metadata_log::METADATA_TOPIC;
 use super::BrokerState;
+use crate::kraft::disk_log::METADATA_TOPIC;
 
 pub async fn run(state: Arc<BrokerState>) {
     let mut images = state.controller.publisher().subscribe();
@@ -18,8 +18,11 @@ pub async fn run(state: Arc<BrokerState>) {
         let state2 = state.clone();
         let prev = previous.clone();
         let image2 = image.clone();
-        let synced =
-            tokio::task::spawn_blocking(move || sync(&state2, prev.as_deref(), &image2)).await;
+        let synced = tokio::task::spawn_blocking(move || {
+            sync(&state2, prev.as_deref(), &image2);
+            state2.replicas.apply_image(&image2);
+        })
+        .await;
         if let Err(error) = synced {
             tracing::error!(%error, "log sync task failed");
         }

@@ -17,6 +17,7 @@ const CREATE_TOPICS_VERSION: i16 = 7;
 use crate::group::GroupCoordinator;
 use crate::metadata::{MetadataImage, PartitionImage, TopicImage};
 use crate::protocol::ApiVersionTable;
+use crate::replication::{Partition, ReplicaManager, ReplicationConfig};
 use crate::server::metrics::Metrics;
 use crate::storage::{LogConfig, LogManager, PartitionLog, StorageError, TopicPartition};
 
@@ -34,6 +35,7 @@ pub struct BrokerState {
     pub controller_channel: Arc<ControllerChannel>,
     /// Producer ids this broker may hand out, from its latest block.
     pub producer_ids: tokio::sync::Mutex<std::ops::Range<i64>>,
+    pub replicas: Arc<ReplicaManager>,
     /// Bumped after every produce request that appended; wakes long-polling fetches.
     appends: watch::Sender<u64>,
 }
@@ -81,18 +83,27 @@ impl BrokerState {
         quorum: watch::Receiver<QuorumView>,
         controller_channel: Arc<ControllerChannel>,
     ) -> Self {
+        let appends = watch::channel(0).0;
+        let replicas = ReplicaManager::new(
+            ReplicationConfig::from_broker(&config),
+            logs.clone(),
+            appends.clone(),
+            controller_channel.clone(),
+            &metrics.registry,
+        );
         BrokerState {
             quorum,
             controller_channel,
             producer_ids: tokio::sync::Mutex::new(0..0),
             log_defaults: LogConfig::from_broker(&config),
+            replicas,
             api_versions: crate::handlers::implemented_versions(),
             config,
             logs,
             controller,
             groups,
             metrics,
-            appends: watch::channel(0).0,
+            appends,
         }
     }
 
@@ -152,6 +163,22 @@ impl BrokerState {
                 .map_err(|e| PartitionError::from_storage(&e))?,
         };
         Ok((log, meta))
+    }
+
+    /// [`Self::leader_log`]'s partition in its replication role.
+    pub fn leader_partition<'a>(
+        &self,
+        image: &'a MetadataImage,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(Arc<Partition>, &'a PartitionImage), PartitionError> {
+        let (log, meta) = self.leader_log(image, topic, partition)?;
+        let tp = TopicPartition::new(topic, partition);
+        let hosted = self
+            .replicas
+            .hosted(&tp, &log, meta)
+            .map_err(PartitionError::new)?;
+        Ok((hosted, meta))
     }
 
     /// Creates a topic with the broker's defaults (Metadata auto-creation).

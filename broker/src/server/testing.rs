@@ -6,19 +6,40 @@ use std::path::Path;
 use super::Node;
 use crate::config::{parse_properties, BrokerConfig};
 
-/// Formats `dir` and starts a combined node (id 1) whose client listener is
-/// on `client_port` (0 for any), with `extra` property lines appended.
+/// A free loopback port: registrations and the voter list carry configured
+/// ports, so port 0 will not do.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// Formats `dir` and starts a combined node (id 1, a quorum of one) whose
+/// client listener is on `client_port` (0 for any free one), with `extra`
+/// property lines appended; returns once it is ready.
 pub async fn start_node(dir: &Path, client_port: u16, extra: &str) -> Node {
+    let client_port = if client_port == 0 {
+        free_port()
+    } else {
+        client_port
+    };
+    let controller_port = free_port();
     let props: BTreeMap<String, String> = parse_properties(&format!(
         "process.roles=broker,controller\nnode.id=1\n\
-         listeners=PLAINTEXT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:0\n\
-         controller.listener.names=CONTROLLER\nlog.dirs={}\n{extra}",
+         listeners=PLAINTEXT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}\n\
+         controller.listener.names=CONTROLLER\ncontroller.quorum.voters=1@127.0.0.1:{controller_port}\n\
+         log.dirs={}\n{extra}",
         dir.display()
     ))
     .unwrap();
     let config = BrokerConfig::from_properties(&props).unwrap();
     crate::meta_properties::format(&config, &crate::meta_properties::random_uuid(), false).unwrap();
-    Node::start(config).await.unwrap()
+    let node = Node::start(config).await.unwrap();
+    node.wait_ready(std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    node
 }
 
 /// Broker state over an in-memory metadata log whose controller is active

@@ -38,6 +38,21 @@ impl PartitionLog {
         with_current.end_offset_for(epoch, log_end)
     }
 
+    /// Records that `epoch` starts at the log end, as a newly elected leader
+    /// does before its first append; an epoch not newer than the latest is ignored.
+    pub fn start_leader_epoch(&self, epoch: i32) -> Result<(), StorageError> {
+        let _appender = self.appender.lock();
+        let end = self.log_end_offset();
+        self.update_epochs(|epochs| {
+            epochs.latest_epoch().is_none_or(|latest| epoch > latest) && epochs.assign(epoch, end)
+        })
+    }
+
+    /// Forgets every epoch: the log restarts empty. Caller holds the appender lock.
+    pub(super) fn clear_epochs(&self) -> Result<(), StorageError> {
+        self.update_epochs(|epochs| std::mem::take(epochs) != LeaderEpochCache::default())
+    }
+
     /// Publishes a new log end after writing `batches`, together with the
     /// epochs they start. Caller holds the appender lock.
     pub(super) fn publish_end(
@@ -61,16 +76,6 @@ impl PartitionLog {
         self.update_epochs(|epochs| {
             self.log_end.store(end, Ordering::Release);
             epochs.truncate_from_end(end)
-        })
-    }
-
-    /// Publishes an emptied log ending at `end`, with no epochs left: the
-    /// data they described is gone. Caller holds the appender lock.
-    pub(super) fn publish_emptied_at(&self, end: i64) -> Result<(), StorageError> {
-        self.update_epochs(|epochs| {
-            self.log_end.store(end, Ordering::Release);
-            *epochs = LeaderEpochCache::default();
-            true
         })
     }
 

@@ -274,6 +274,21 @@ pub(crate) mod testutil {
         )
         .unwrap()
     }
+
+    /// Reopens with `log_start` as the log start checkpoint says.
+    pub fn open_with_start(dir: &Path, log_start: i64) -> PartitionLog {
+        PartitionLog::open(
+            dir,
+            TopicPartition::new("t", 0),
+            config(),
+            Checkpoints {
+                log_start_offset: log_start,
+                ..Checkpoints::default()
+            },
+            0,
+        )
+        .unwrap()
+    }
 }
 
 #[cfg(test)]

@@ -130,9 +130,9 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Drops every segment and restarts the log, empty, at `offset` (Kafka's
-    /// truncateFullyAndStartAt): a Raft log replaced by a snapshot, or a
-    /// follower whose leader's log now starts past this log's end.
+    /// Drops the whole log and restarts it empty at `offset` (Kafka's
+    /// `truncateFullyAndStartAt`): a follower whose log ends below the
+    /// leader's log start cannot fetch what lies between.
     pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), StorageError> {
         let mut appender = self.appender.lock();
         let doomed = self.segments_snapshot();
@@ -144,15 +144,16 @@ impl PartitionLog {
             now_ms(),
         )?;
         self.segments.write().insert(offset, Arc::new(segment));
-        self.publish_emptied_at(offset)?;
         self.log_start.store(offset, Ordering::Release);
+        self.log_end.store(offset, Ordering::Release);
         self.recovery_point.store(offset, Ordering::Release);
         self.cleaner_offset.store(offset, Ordering::Release);
+        self.clear_epochs()?;
         self.reload_producer_state(&mut appender)?;
         drop(appender);
         drop(doomed);
         segment::purge_deleted(&self.dir)?;
-        tracing::info!(tp = %self.tp, offset, "log emptied, restarting at offset");
+        tracing::info!(tp = %self.tp, offset, "truncated log fully");
         Ok(())
     }
 
@@ -284,6 +285,45 @@ mod tests {
     }
 
     #[test]
+    fn truncate_fully_restarts_the_log_empty_at_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), config());
+        for i in 0..40 {
+            log.append(simple(5, i), 3, 0).unwrap();
+        }
+        log.start_leader_epoch(4).unwrap();
+        log.truncate_fully_and_start_at(500).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 500));
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.size_bytes(), 0);
+        assert_eq!(log.latest_epoch(), None);
+        assert!(log.read(499, 10, i64::MAX, true).is_err());
+        // Appends continue from the new start, in the writer's epoch.
+        let info = log.append(simple(2, 0), 5, 0).unwrap();
+        assert_eq!((info.base_offset, info.last_offset), (500, 501));
+        assert_eq!(log.end_offset_for_epoch(5), (5, 502));
+        // The epoch cache and log start survive a reopen.
+        drop(log);
+        let log = open_with_start(dir.path(), 500);
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 502));
+        assert_eq!(log.latest_epoch(), Some(5));
+    }
+
+    #[test]
+    fn a_new_leader_epoch_starts_at_the_log_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), config());
+        log.append(simple(3, 0), 1, 0).unwrap();
+        log.start_leader_epoch(4).unwrap();
+        assert_eq!(log.latest_epoch(), Some(4));
+        assert_eq!(log.end_offset_for_epoch(1), (1, 3));
+        assert_eq!(log.end_offset_for_epoch(4), (4, 3));
+        // An older epoch is no news.
+        log.start_leader_epoch(2).unwrap();
+        assert_eq!(log.end_offset_for_epoch(2), (1, 3));
+    }
+
+    #[test]
     fn truncate_to_removes_the_tail_and_producer_state_follows() {
         let dir = tempfile::tempdir().unwrap();
         let log = open(dir.path(), config());
@@ -308,32 +348,5 @@ mod tests {
         assert_eq!(log.segment_count(), 1);
         assert!(log.read(0, 100, i64::MAX, true).unwrap().is_empty());
         assert_eq!(log.append(simple(1, 0), 0, 0).unwrap().base_offset, 0);
-    }
-
-    #[test]
-    fn truncate_fully_restarts_an_empty_log_past_its_end_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = open(dir.path(), config());
-        for _ in 0..10 {
-            log.append(simple(5, 100), 3, 0).unwrap();
-        }
-        log.truncate_fully_and_start_at(500).unwrap();
-        assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 500));
-        assert_eq!(log.segment_count(), 1);
-        assert_eq!(
-            log.latest_epoch(),
-            None,
-            "the epochs described data now gone"
-        );
-        assert_eq!(log.append(simple(2, 0), 4, 0).unwrap().base_offset, 500);
-        log.close().unwrap();
-
-        let log = open(dir.path(), config());
-        assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 502));
-        assert_eq!(log.latest_epoch(), Some(4));
-        assert!(matches!(
-            log.read(0, 100, i64::MAX, true),
-            Err(StorageError::OffsetOutOfRange { .. })
-        ));
     }
 }
