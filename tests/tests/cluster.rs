@@ -57,11 +57,35 @@ fn quorum_leader(cluster: &Cluster, exclude: &[i32]) -> Option<(i32, i32)> {
         let Some(p) = answer.topics.first().and_then(|t| t.partitions.first()) else {
             continue;
         };
-        if p.error_code == 0 && p.leader_id.0 >= 0 {
+        // A standby answers NOT_LEADER_OR_FOLLOWER but still names the leader it follows.
+        if p.leader_id.0 >= 0 {
             return Some((p.leader_id.0, p.leader_epoch));
         }
     }
     None
+}
+
+/// The leader every running controller agrees on.
+fn settled_leader(cluster: &Cluster) -> Result<(i32, i32)> {
+    let mut agreed = None;
+    wait_for(
+        "the controllers agree on a leader",
+        FAILOVER_TIMEOUT,
+        || {
+            let views: Vec<_> = CONTROLLERS
+                .iter()
+                .map(|&id| quorum_leader(cluster, &others(id)))
+                .collect();
+            agreed = views[0].filter(|first| views.iter().all(|v| *v == Some(*first)));
+            Ok(agreed.is_some())
+        },
+    )?;
+    agreed.context("a settled leader")
+}
+
+/// Every controller but `id`, to ask `id` alone.
+fn others(id: i32) -> Vec<i32> {
+    CONTROLLERS.iter().copied().filter(|&c| c != id).collect()
 }
 
 /// Waits for a leader other than `old` in an epoch after `old_epoch`; returns it and how long it took.
@@ -116,7 +140,12 @@ fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<boo
 
 /// Produces a batch to partition 0 of `topic` through its leader and reads it back.
 fn round_trip(cluster: &mut Cluster, topic: &str, via: i32) -> Result<()> {
-    let leader = leaders(cluster, via, topic)?[0];
+    // A broker learns of a new topic one metadata fetch after it is committed.
+    let mut leader = -1;
+    wait_for("partition 0 has a leader", Duration::from_secs(30), || {
+        leader = leaders(cluster, via, topic)?.first().copied().unwrap_or(-1);
+        Ok(leader >= 0)
+    })?;
     let mut conn = cluster.node(leader).connect()?;
     let v: Versions = api_versions(&mut conn)?;
     let sent = records(5, 1_700_000_000_000);
@@ -128,31 +157,36 @@ fn round_trip(cluster: &mut Cluster, topic: &str, via: i32) -> Result<()> {
 
 #[test]
 fn external_mode_fails_over_fences_and_rejoins() -> Result<()> {
-    let mut cluster = Cluster::start(&spec())?;
-    let (leader, epoch) = quorum_leader(&cluster, &[]).context("a quorum leader")?;
+    Cluster::start(&spec())?.run(fail_over_fence_and_rejoin)
+}
+
+fn fail_over_fence_and_rejoin(cluster: &mut Cluster) -> Result<()> {
+    let (leader, epoch) = quorum_leader(cluster, &[]).context("a quorum leader")?;
     assert!(CONTROLLERS.contains(&leader));
 
     // Metadata changes reach the controller through any broker.
     let mut conn = cluster.node(0).connect()?;
     let v = api_versions(&mut conn)?;
     create_topic(&mut conn, &v, "before", 3, 3)?;
-    round_trip(&mut cluster, "before", 1)?;
+    round_trip(cluster, "before", 1)?;
 
     // SIGKILL of the active controller: a voter takes over after the fetch timeout.
     cluster.node(leader).kill9()?;
-    let (second, killed_after) = await_new_leader(&cluster, leader, epoch)?;
+    let (_, killed_after) = await_new_leader(cluster, leader, epoch)?;
     println!("failover after SIGKILL of the active controller: {killed_after:?}");
     create_topic(&mut conn, &v, "after-kill", 2, 3)?;
-    round_trip(&mut cluster, "before", 2)?;
+    round_trip(cluster, "before", 2)?;
     cluster.restart(leader, false)?;
 
     // Graceful stop: the leader resigns and a successor is elected at once.
-    let (_, epoch) = quorum_leader(&cluster, &[]).context("a quorum leader")?;
-    cluster.node(second).stop()?;
-    let (_, stopped_after) = await_new_leader(&cluster, second, epoch)?;
+    let (current, epoch) = settled_leader(cluster)?;
+    let stopping = Instant::now();
+    cluster.node(current).stop()?;
+    await_new_leader(cluster, current, epoch)?;
+    let stopped_after = stopping.elapsed();
     println!("failover after graceful shutdown of the active controller: {stopped_after:?}");
     create_topic(&mut conn, &v, "after-stop", 1, 3)?;
-    cluster.restart(second, false)?;
+    cluster.restart(current, false)?;
 
     // A broker that stops heartbeating is fenced and its leaderships move.
     let victim = 2;
@@ -161,16 +195,16 @@ fn external_mode_fails_over_fences_and_rejoins() -> Result<()> {
         "leaderships moved off the dead broker",
         Duration::from_secs(30),
         || {
-            let now = leaders(&mut cluster, 0, "before")?;
+            let now = leaders(cluster, 0, "before")?;
             Ok(now.iter().all(|&l| l != victim && l >= 0))
         },
     )?;
-    round_trip(&mut cluster, "before", 0)?;
+    round_trip(cluster, "before", 0)?;
     // It returns, is unfenced (ready means unfenced), and serves again.
     cluster.restart(victim, false)?;
 
     // A controller that lost its disk rejoins from the leader's snapshot.
-    let (leader, _) = quorum_leader(&cluster, &[]).context("a quorum leader")?;
+    let (leader, _) = quorum_leader(cluster, &[]).context("a quorum leader")?;
     let follower = *CONTROLLERS.iter().find(|&&c| c != leader).unwrap();
     let cluster_id = cluster.cluster_id.clone();
     cluster.node(follower).wipe(&cluster_id)?;
@@ -192,5 +226,40 @@ fn external_mode_fails_over_fences_and_rejoins() -> Result<()> {
         killed_after < Duration::from_secs(5) && stopped_after < Duration::from_secs(5),
         "failover took {killed_after:?} (kill) / {stopped_after:?} (graceful)"
     );
+    Ok(())
+}
+
+#[test]
+fn combined_nodes_form_a_quorum_and_serve_clients() -> Result<()> {
+    Cluster::start(&ClusterSpec {
+        combined: 3,
+        ..ClusterSpec::default()
+    })?
+    .run(serve_and_fail_over_combined)
+}
+
+fn serve_and_fail_over_combined(cluster: &mut Cluster) -> Result<()> {
+    let (leader, epoch) = quorum_leader(cluster, &[]).context("a quorum leader")?;
+    let via = (leader + 1) % 3;
+    let mut conn = cluster.node(via).connect()?;
+    let v = api_versions(&mut conn)?;
+    create_topic(&mut conn, &v, "combined", 3, 3)?;
+    round_trip(cluster, "combined", via)?;
+
+    // The node leading the quorum goes down: the other two elect a leader and keep serving.
+    cluster.node(leader).kill9()?;
+    let (_, after) = await_new_leader(cluster, leader, epoch)?;
+    println!("combined mode failover after SIGKILL: {after:?}");
+    wait_for(
+        "leaderships moved off the dead node",
+        Duration::from_secs(30),
+        || {
+            Ok(leaders(cluster, via, "combined")?
+                .iter()
+                .all(|&l| l != leader && l >= 0))
+        },
+    )?;
+    round_trip(cluster, "combined", via)?;
+    cluster.restart(leader, true)?;
     Ok(())
 }
