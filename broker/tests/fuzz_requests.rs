@@ -237,9 +237,18 @@ fn mutate(rng: &mut StdRng, seed: &Bytes) -> Bytes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_requests_never_panic_or_corrupt_the_log() {
     let dir = tempfile::tempdir().unwrap();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap()
+    };
+    let (port, controller_port) = (free_port(), free_port());
     let props: BTreeMap<String, String> = parse_properties(&format!(
-        "process.roles=broker,controller\nnode.id=1\nlisteners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0\n\
-         controller.listener.names=CONTROLLER\nlog.dirs={}\ngroup.initial.rebalance.delay.ms=0\n\
+        "process.roles=broker,controller\nnode.id=1\n\
+         listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}\n\
+         controller.listener.names=CONTROLLER\ncontroller.quorum.voters=1@127.0.0.1:{controller_port}\n\
+         log.dirs={}\ngroup.initial.rebalance.delay.ms=0\n\
          offsets.topic.num.partitions=2\nlog.segment.bytes=65536\n",
         dir.path().display()
     ))
@@ -248,7 +257,10 @@ async fn damaged_requests_never_panic_or_corrupt_the_log() {
     broker::meta_properties::format(&config, &broker::meta_properties::random_uuid(), false)
         .unwrap();
     let node = Node::start(config).await.unwrap();
-    let state = node.state.clone();
+    node.wait_ready(std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let state = node.broker().clone();
 
     let seed = std::env::var("FUZZ_SEED")
         .ok()

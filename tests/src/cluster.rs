@@ -88,6 +88,18 @@ impl Cluster {
             .join(",")
     }
 
+    /// Runs `scenario` on the cluster; on failure prints every node's log
+    /// tail first, since nodes only print it themselves when a test panics.
+    pub fn run<T>(&mut self, scenario: impl FnOnce(&mut Cluster) -> Result<T>) -> Result<T> {
+        let outcome = scenario(self);
+        if outcome.is_err() {
+            for node in &self.nodes {
+                eprintln!("---- node {} stderr ----\n{}", node.id, node.stderr());
+            }
+        }
+        outcome
+    }
+
     /// Stops and starts `id` again on the same data; waits until it is ready.
     pub fn restart(&mut self, id: i32, hard: bool) -> Result<()> {
         self.node(id)

@@ -8,6 +8,7 @@
 
 mod cluster;
 mod node;
+pub mod ops;
 
 pub use cluster::{Broker, Cluster, ClusterSpec};
 pub use node::NodeProcess;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    AlterPartitionRequest, BrokerHeartbeatRequest, BrokerRegistrationRequest,
+    AllocateProducerIdsRequest, AlterPartitionRequest, BrokerHeartbeatRequest,
+    BrokerRegistrationRequest,
 };
 use kafka_protocol::protocol::Request;
 use tokio::sync::watch;
@@ -35,6 +36,7 @@ macro_rules! top_level_error_code {
 top_level_error_code!(
     BrokerRegistrationRequest,
     BrokerHeartbeatRequest,
+    AllocateProducerIdsRequest,
     AlterPartitionRequest
 );
 

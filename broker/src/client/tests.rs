@@ -2,7 +2,6 @@
 //! peers for what a healthy node never does (answers out of order, hangs,
 //! garbage, dropped sockets, NOT_CONTROLLER).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +16,6 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::*;
-use crate::config::{parse_properties, BrokerConfig};
 use crate::protocol::{decode_request, encode_response, peek_header, read_frame, RawHeader};
 use crate::server::Node;
 
@@ -272,16 +270,7 @@ async fn versions_fall_back_and_unknown_apis_are_refused() {
 }
 
 async fn start_node(dir: &std::path::Path, port: u16) -> Node {
-    let props: BTreeMap<String, String> = parse_properties(&format!(
-        "process.roles=broker,controller\nnode.id=1\n\
-         listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:0\n\
-         controller.listener.names=CONTROLLER\nlog.dirs={}\n",
-        dir.display()
-    ))
-    .unwrap();
-    let config = BrokerConfig::from_properties(&props).unwrap();
-    crate::meta_properties::format(&config, &crate::meta_properties::random_uuid(), false).unwrap();
-    Node::start(config).await.unwrap()
+    crate::server::testing::start_node(dir, port, "").await
 }
 
 fn one_node(port: u16) -> NodeClients {
@@ -295,8 +284,8 @@ fn one_node(port: u16) -> NodeClients {
 async fn many_concurrent_requests_to_a_real_node() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path(), 0).await;
-    let clients = Arc::new(one_node(node.client_addr.port()));
-    let cluster_id = node.state.image().cluster_id.clone();
+    let clients = Arc::new(one_node(node.client_addr.unwrap().port()));
+    let cluster_id = node.broker().image().cluster_id.clone();
     let calls: Vec<_> = (0..40)
         .map(|i| {
             let clients = clients.clone();

@@ -60,7 +60,7 @@ fn caught_up(c: &Controller, id: i32, epoch: i64) -> BrokerHeartbeat {
 }
 
 /// Registers broker `id` and heartbeats it to unfenced; returns its epoch.
-fn unfenced(c: &Controller, id: i32, now: i64) -> i64 {
+pub(crate) fn unfenced(c: &Controller, id: i32, now: i64) -> i64 {
     let epoch = c
         .register_broker(registration(id, id as u128), now)
         .unwrap();

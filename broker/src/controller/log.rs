@@ -60,11 +60,19 @@ impl MemoryMetadataLog {
         self.loader.publisher().clone()
     }
 
-    /// A controller over this log, as a test's single-node cluster.
+    /// An active controller over this log, as a test's single-node cluster:
+    /// with the broker role, this node is registered and unfenced too.
     #[cfg(test)]
     pub fn open_controller(&self, config: &crate::config::BrokerConfig) -> Arc<super::Controller> {
-        super::Controller::open(config, self.publisher(), Arc::new(self.clone()))
-            .expect("bootstrapping an in-memory controller")
+        let controller = super::Controller::open(config, self.publisher(), Arc::new(self.clone()))
+            .expect("opening an in-memory controller");
+        controller
+            .activate()
+            .expect("bootstrapping an in-memory controller");
+        if config.roles.broker && !controller.image().brokers.contains_key(&config.node_id) {
+            super::lifecycle_tests::unfenced(&controller, config.node_id, 0);
+        }
+        controller
     }
 
     /// How many records were committed, for tests that check a no-op wrote nothing.

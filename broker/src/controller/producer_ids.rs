@@ -1,5 +1,8 @@
-//! Producer ids for idempotent producers, handed out from blocks recorded in
-//! the metadata log so that no id is ever given twice, even across restarts.
+//! Producer id blocks for idempotent producers (Kafka's AllocateProducerIds):
+//! each block is recorded in the metadata log before a broker hands out its
+//! ids, so no id is ever given twice, even across restarts and failovers.
+
+use std::ops::Range;
 
 use kafka_protocol::error::ResponseError;
 
@@ -8,17 +11,36 @@ use super::quorum::Controller;
 use crate::metadata::records::ProducerIdsRecord;
 use crate::metadata::MetadataRecord;
 
-/// Ids per ProducerIdsRecord, as Kafka's controller allocates them.
+/// Ids per block, as Kafka's controller allocates them.
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
 impl Controller {
-    /// A producer id no one has had before.
-    pub fn allocate_producer_id(&self) -> Result<i64, ControllerError> {
-        let mut writer = self.write();
-        if let Some(id) = writer.producer_ids.next() {
-            return Ok(id);
-        }
+    /// A fresh block of producer ids for broker `broker_id`, whose
+    /// registration must be current (`broker_epoch`).
+    pub fn allocate_producer_ids(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> Result<Range<i64>, ControllerError> {
+        let _writer = self.write();
         let image = self.image();
+        match image.brokers.get(&broker_id) {
+            Some(broker) if broker.epoch == broker_epoch => {}
+            Some(_) => {
+                return Err(ApiError::new(
+                    ResponseError::StaleBrokerEpoch,
+                    format!("broker {broker_id} epoch {broker_epoch} is not its current one"),
+                )
+                .into())
+            }
+            None => {
+                return Err(ApiError::new(
+                    ResponseError::BrokerIdNotRegistered,
+                    format!("broker {broker_id} is not registered"),
+                )
+                .into())
+            }
+        }
         let start = image.next_producer_id;
         let end = start.checked_add(PRODUCER_ID_BLOCK_SIZE).ok_or_else(|| {
             ApiError::new(
@@ -26,19 +48,15 @@ impl Controller {
                 "producer ids are exhausted",
             )
         })?;
-        let node_id = self.config().node_id;
-        let broker_epoch = image.brokers.get(&node_id).map_or(-1, |b| b.epoch);
         self.commit(
             &image,
             vec![MetadataRecord::ProducerIds(ProducerIdsRecord {
-                broker_id: node_id,
+                broker_id,
                 broker_epoch,
                 next_producer_id: end,
             })],
         )?;
-        tracing::debug!(start, end, "new producer id block");
-        // The block is only used once it is durable.
-        writer.producer_ids = start + 1..end;
-        Ok(start)
+        tracing::debug!(broker_id, start, end, "new producer id block");
+        Ok(start..end)
     }
 }

@@ -1,7 +1,6 @@
 //! The controller: one writer that turns requests into records, commits them
 //! to the metadata log, then applies and publishes them.
 
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +20,6 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// State only the writer touches; holding its lock serializes operations.
 pub(super) struct WriterState {
-    /// Producer ids of the current block not yet handed out.
-    pub producer_ids: Range<i64>,
     pub sessions: BrokerSessions,
 }
 
@@ -36,8 +33,8 @@ pub struct Controller {
 
 impl Controller {
     /// A controller writing to `log`, whose committed records reach
-    /// `publisher` through the metadata loader. On a brand-new log, bootstraps
-    /// the metadata version and registers this node.
+    /// `publisher` through the metadata loader. It writes only once
+    /// [`Self::activate`]d.
     pub fn open(
         config: &BrokerConfig,
         publisher: Arc<MetadataPublisher>,
@@ -49,11 +46,9 @@ impl Controller {
             log,
             publisher,
             writer: Mutex::new(WriterState {
-                producer_ids: 0..0,
                 sessions: BrokerSessions::new(config.broker_session_timeout_ms),
             }),
         });
-        controller.bootstrap()?;
         Ok(controller)
     }
 

@@ -102,18 +102,12 @@ impl Controller {
     }
 
     /// The topic `which`, created with its standard settings if missing.
-    pub fn ensure_internal_topic(
-        &self,
-        which: InternalTopic,
-    ) -> Result<Arc<TopicImage>, ControllerError> {
-        let name = which.name();
-        if let Some(topic) = self.image().topic(name) {
-            return Ok(topic.clone());
-        }
+    /// How an internal topic is created: its partitions, replication and configs.
+    pub fn internal_topic(&self, which: InternalTopic) -> NewTopic {
         let live = self.image().active_brokers().count();
-        let topic = match which {
+        match which {
             InternalTopic::ConsumerOffsets => NewTopic {
-                name: name.into(),
+                name: which.name().into(),
                 num_partitions: self.config().offsets_topic_num_partitions,
                 // Kafka's offsets.topic.replication.factor default, capped to what exists.
                 replication_factor: live.clamp(1, 3) as i16,
@@ -123,8 +117,21 @@ impl Controller {
                     ("segment.bytes".into(), Some("104857600".into())),
                 ],
             },
-        };
-        match self.create_topics(vec![topic], false)?.pop() {
+        }
+    }
+
+    pub fn ensure_internal_topic(
+        &self,
+        which: InternalTopic,
+    ) -> Result<Arc<TopicImage>, ControllerError> {
+        let name = which.name();
+        if let Some(topic) = self.image().topic(name) {
+            return Ok(topic.clone());
+        }
+        match self
+            .create_topics(vec![self.internal_topic(which)], false)?
+            .pop()
+        {
             Some(Err(e)) if e.error != ResponseError::TopicAlreadyExists => Err(e.into()),
             _ => self.image().topic(name).cloned().ok_or_else(|| {
                 ApiError::new(

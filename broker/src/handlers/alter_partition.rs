@@ -8,15 +8,6 @@ use crate::controller::{Controller, IsrChange};
 
 pub const VERSIONS: &[(ApiKey, i16, i16)] = &[(ApiKey::AlterPartition, 2, 3)];
 
-pub async fn handle(
-    controller: &Controller,
-    version: i16,
-    request: AlterPartitionRequest,
-) -> AlterPartitionResponse {
-    // The commit waits for the metadata log.
-    tokio::task::block_in_place(|| answer(controller, version, request))
-}
-
 /// The whole exchange, synchronously.
 pub fn answer(
     controller: &Controller,

@@ -5,19 +5,20 @@ use kafka_protocol::messages::api_versions_response::{FinalizedFeatureKey, Suppo
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::server::BrokerState;
+use crate::metadata::MetadataImage;
+use crate::protocol::ApiVersionTable;
 
 pub const VERSIONS: &[(ApiKey, i16, i16)] = &[(ApiKey::ApiVersions, 0, 4)];
 
+/// What a listener serving `table` answers, with the metadata version of `image`.
 pub async fn handle(
-    state: &BrokerState,
-    _version: i16,
+    table: &ApiVersionTable,
+    image: &MetadataImage,
     _request: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
-    let image = state.image();
     let metadata_version = image.metadata_version;
     ApiVersionsResponse::default()
-        .with_api_keys(state.api_versions.to_response_keys())
+        .with_api_keys(table.to_response_keys())
         .with_supported_features(vec![SupportedFeatureKey::default()
             .with_name(StrBytes::from_static_str("metadata.version"))
             .with_min_version(1)
@@ -30,8 +31,8 @@ pub async fn handle(
 }
 
 /// The answer to an ApiVersions request at a version newer than ours.
-pub fn unsupported_version(state: &BrokerState) -> ApiVersionsResponse {
+pub fn unsupported_version(table: &ApiVersionTable) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(ResponseError::UnsupportedVersion.code())
-        .with_api_keys(state.api_versions.to_response_keys())
+        .with_api_keys(table.to_response_keys())
 }

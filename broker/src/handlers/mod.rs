@@ -1,13 +1,43 @@
 //! One file per API family. `dispatch` decodes a frame, runs its handler and
 //! encodes the answer; handlers read one `MetadataImage` per request.
 
+/// Decodes the request, runs the handler (which may use the header), and
+/// encodes the answer, splicing in the byte fields `$splice` picks out.
+/// `(api, version, frame)` name the dispatcher's locals.
+macro_rules! route {
+    (($api:ident, $version:ident, $frame:ident), $request:ty, |$header:pat_param, $req:ident| $handler:expr) => {
+        route!(
+            ($api, $version, $frame),
+            $request,
+            |$header, $req| $handler,
+            |_| Vec::new()
+        )
+    };
+    (($api:ident, $version:ident, $frame:ident), $request:ty, |$header:pat_param, $req:ident| $handler:expr, $splice:expr) => {{
+        let (header, $req): (RequestHeader, $request) = decode_request($api, $version, $frame)?;
+        let correlation_id = header.correlation_id;
+        let $header = header;
+        let response = $handler.await;
+        let splice = $splice(&response);
+        Ok(Some(encode_response(
+            $api,
+            $version,
+            correlation_id,
+            &response,
+            splice,
+        )?))
+    }};
+}
+
 pub mod alter_partition;
 pub mod api_versions;
 pub mod broker_lifecycle;
 pub mod cluster;
 pub mod configs;
+pub mod controller_listener;
 pub mod coordinator;
 pub mod fetch;
+pub mod forward;
 pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
@@ -21,6 +51,7 @@ use kafka_protocol::messages::*;
 
 use crate::protocol::{decode_request, encode_response, peek_header, CodecError, RawHeader};
 use crate::server::BrokerState;
+use forward::via_controller;
 
 /// Why a connection must be closed instead of answered, as Kafka does.
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +86,6 @@ pub fn implemented_versions() -> crate::protocol::ApiVersionTable {
         records::VERSIONS,
         coordinator::VERSIONS,
         cluster::VERSIONS,
-        broker_lifecycle::VERSIONS,
-        alter_partition::VERSIONS,
         groups::GROUP_API_VERSIONS,
         ADMIN_API_VERSIONS,
     ])
@@ -88,7 +117,7 @@ pub async fn dispatch(
 ) -> Result<Option<Vec<Bytes>>, DispatchError> {
     let raw = peek_header(&frame)?;
     let Some(api) = state.api_versions.supported(raw.api_key, raw.api_version) else {
-        return unsupported(state, raw);
+        return unsupported(&state.api_versions, raw);
     };
     let version = raw.api_version;
     state
@@ -97,33 +126,13 @@ pub async fn dispatch(
         .with_label_values(&[api_name(api)])
         .inc();
 
-    // Decodes the request, runs the handler (which may use the header), and
-    // encodes the answer, splicing in the byte fields `$splice` picks out.
-    macro_rules! route {
-        ($request:ty, |$header:pat_param, $req:ident| $handler:expr) => {
-            route!($request, |$header, $req| $handler, |_| Vec::new())
-        };
-        ($request:ty, |$header:pat_param, $req:ident| $handler:expr, $splice:expr) => {{
-            let (header, $req): (RequestHeader, $request) = decode_request(api, version, frame)?;
-            let correlation_id = header.correlation_id;
-            let $header = header;
-            let response = $handler.await;
-            let splice = $splice(&response);
-            Ok(Some(encode_response(
-                api,
-                version,
-                correlation_id,
-                &response,
-                splice,
-            )?))
-        }};
-    }
-
     match api {
-        ApiKey::ApiVersions => route!(ApiVersionsRequest, |_, r| api_versions::handle(
-            state, version, r
-        )),
-        ApiKey::Metadata => route!(MetadataRequest, |_, r| metadata::handle(state, version, r)),
+        ApiKey::ApiVersions => route!((api, version, frame), ApiVersionsRequest, |_, r| {
+            api_versions::handle(&state.api_versions, &state.image(), r)
+        }),
+        ApiKey::Metadata => route!((api, version, frame), MetadataRequest, |_, r| {
+            metadata::handle(state, version, r)
+        }),
         ApiKey::Produce => {
             let (header, request): (RequestHeader, ProduceRequest) =
                 decode_request(api, version, frame)?;
@@ -142,61 +151,58 @@ pub async fn dispatch(
             )?))
         }
         ApiKey::Fetch => route!(
+            (api, version, frame),
             FetchRequest,
             |_, r| fetch::handle(state, version, r),
             fetch::record_sets
         ),
-        ApiKey::ListOffsets => route!(ListOffsetsRequest, |_, r| list_offsets::handle(
-            state, version, r
-        )),
-        ApiKey::DeleteRecords => route!(DeleteRecordsRequest, |_, r| records::delete_records(
-            state, version, r
-        )),
-        ApiKey::OffsetForLeaderEpoch => route!(OffsetForLeaderEpochRequest, |_, r| {
-            records::offset_for_leader_epoch(state, version, r)
+        ApiKey::ListOffsets => route!((api, version, frame), ListOffsetsRequest, |_, r| {
+            list_offsets::handle(state, version, r)
         }),
-        ApiKey::FindCoordinator => route!(FindCoordinatorRequest, |_, r| coordinator::handle(
-            state, version, r
-        )),
-        ApiKey::DescribeCluster => route!(DescribeClusterRequest, |_, r| cluster::handle(
-            state, version, r
-        )),
-        ApiKey::CreateTopics => route!(CreateTopicsRequest, |_, r| topics::create_topics(
-            &state.controller,
-            version,
-            r
-        )),
-        ApiKey::DeleteTopics => route!(DeleteTopicsRequest, |_, r| topics::delete_topics(
-            &state.controller,
-            version,
-            r
-        )),
-        ApiKey::CreatePartitions => {
-            route!(CreatePartitionsRequest, |_, r| topics::create_partitions(
-                &state.controller,
-                version,
-                r
-            ))
-        }
-        ApiKey::DescribeConfigs => route!(
-            DescribeConfigsRequest,
-            |_, r| configs::describe_configs(&state.controller, version, r)
+        ApiKey::DeleteRecords => route!((api, version, frame), DeleteRecordsRequest, |_, r| {
+            records::delete_records(state, version, r)
+        }),
+        ApiKey::OffsetForLeaderEpoch => route!(
+            (api, version, frame),
+            OffsetForLeaderEpochRequest,
+            |_, r| { records::offset_for_leader_epoch(state, version, r) }
         ),
-        ApiKey::AlterConfigs => route!(AlterConfigsRequest, |_, r| configs::alter_configs(
-            &state.controller,
-            version,
-            r
-        )),
-        ApiKey::IncrementalAlterConfigs => route!(IncrementalAlterConfigsRequest, |_, r| {
-            configs::incremental_alter_configs(&state.controller, version, r)
+        ApiKey::FindCoordinator => route!((api, version, frame), FindCoordinatorRequest, |_, r| {
+            coordinator::handle(state, version, r)
         }),
-        ApiKey::InitProducerId => {
+        ApiKey::DescribeCluster => route!((api, version, frame), DescribeClusterRequest, |_, r| {
+            cluster::handle(state, version, r)
+        }),
+        ApiKey::CreateTopics => route!((api, version, frame), CreateTopicsRequest, |_, r| {
+            via_controller(state, r, |c, r| topics::create_topics(c, version, r))
+        }),
+        ApiKey::DeleteTopics => route!((api, version, frame), DeleteTopicsRequest, |_, r| {
+            via_controller(state, r, |c, r| topics::delete_topics(c, version, r))
+        }),
+        ApiKey::CreatePartitions => {
+            route!((api, version, frame), CreatePartitionsRequest, |_, r| {
+                via_controller(state, r, |c, r| topics::create_partitions(c, version, r))
+            })
+        }
+        ApiKey::DescribeConfigs => route!((api, version, frame), DescribeConfigsRequest, |_, r| {
+            configs::describe_configs(&state.controller, version, r)
+        }),
+        ApiKey::AlterConfigs => route!((api, version, frame), AlterConfigsRequest, |_, r| {
+            via_controller(state, r, |c, r| configs::alter_configs(c, version, r))
+        }),
+        ApiKey::IncrementalAlterConfigs => {
             route!(
-                InitProducerIdRequest,
-                |_, r| producer_ids::init_producer_id(&state.controller, version, r)
+                (api, version, frame),
+                IncrementalAlterConfigsRequest,
+                |_, r| via_controller(state, r, |c, r| configs::incremental_alter_configs(
+                    c, version, r
+                ))
             )
         }
-        ApiKey::JoinGroup => route!(JoinGroupRequest, |header, r| {
+        ApiKey::InitProducerId => route!((api, version, frame), InitProducerIdRequest, |_, r| {
+            producer_ids::init_producer_id(state, version, r)
+        }),
+        ApiKey::JoinGroup => route!((api, version, frame), JoinGroupRequest, |header, r| {
             let client = crate::group::ClientInfo {
                 client_id: header
                     .client_id
@@ -207,60 +213,35 @@ pub async fn dispatch(
             };
             async move { groups::join_group(&state.groups, &client, version, r).await }
         }),
-        ApiKey::SyncGroup => route!(SyncGroupRequest, |_, r| groups::sync_group(
-            &state.groups,
-            version,
-            r
-        )),
-        ApiKey::Heartbeat => route!(HeartbeatRequest, |_, r| groups::heartbeat(
-            &state.groups,
-            version,
-            r
-        )),
-        ApiKey::LeaveGroup => route!(LeaveGroupRequest, |_, r| groups::leave_group(
-            &state.groups,
-            version,
-            r
-        )),
-        ApiKey::OffsetCommit => route!(OffsetCommitRequest, |_, r| {
+        ApiKey::SyncGroup => route!((api, version, frame), SyncGroupRequest, |_, r| {
+            groups::sync_group(&state.groups, version, r)
+        }),
+        ApiKey::Heartbeat => route!((api, version, frame), HeartbeatRequest, |_, r| {
+            groups::heartbeat(&state.groups, version, r)
+        }),
+        ApiKey::LeaveGroup => route!((api, version, frame), LeaveGroupRequest, |_, r| {
+            groups::leave_group(&state.groups, version, r)
+        }),
+        ApiKey::OffsetCommit => route!((api, version, frame), OffsetCommitRequest, |_, r| {
             let image = state.image();
             let exists =
                 move |topic: &str, partition: i32| image.partition(topic, partition).is_some();
             groups::offset_commit(&state.groups, exists, version, r)
         }),
-        ApiKey::OffsetFetch => route!(OffsetFetchRequest, |_, r| groups::offset_fetch(
-            &state.groups,
-            version,
-            r
-        )),
-        ApiKey::DescribeGroups => route!(DescribeGroupsRequest, |_, r| groups::describe_groups(
-            &state.groups,
-            version,
-            r
-        )),
-        ApiKey::ListGroups => route!(ListGroupsRequest, |_, r| groups::list_groups(
-            &state.groups,
-            version,
-            r
-        )),
-        ApiKey::DeleteGroups => route!(DeleteGroupsRequest, |_, r| groups::delete_groups(
-            &state.groups,
-            version,
-            r
-        )),
-        ApiKey::OffsetDelete => route!(OffsetDeleteRequest, |_, r| groups::offset_delete(
-            &state.groups,
-            version,
-            r
-        )),
-        ApiKey::BrokerRegistration => route!(BrokerRegistrationRequest, |_, r| {
-            broker_lifecycle::broker_registration(&state.controller, version, r)
+        ApiKey::OffsetFetch => route!((api, version, frame), OffsetFetchRequest, |_, r| {
+            groups::offset_fetch(&state.groups, version, r)
         }),
-        ApiKey::BrokerHeartbeat => route!(BrokerHeartbeatRequest, |_, r| {
-            broker_lifecycle::broker_heartbeat(&state.controller, version, r)
+        ApiKey::DescribeGroups => route!((api, version, frame), DescribeGroupsRequest, |_, r| {
+            groups::describe_groups(&state.groups, version, r)
         }),
-        ApiKey::AlterPartition => route!(AlterPartitionRequest, |_, r| {
-            alter_partition::handle(&state.controller, version, r)
+        ApiKey::ListGroups => route!((api, version, frame), ListGroupsRequest, |_, r| {
+            groups::list_groups(&state.groups, version, r)
+        }),
+        ApiKey::DeleteGroups => route!((api, version, frame), DeleteGroupsRequest, |_, r| {
+            groups::delete_groups(&state.groups, version, r)
+        }),
+        ApiKey::OffsetDelete => route!((api, version, frame), OffsetDeleteRequest, |_, r| {
+            groups::offset_delete(&state.groups, version, r)
         }),
         other => Err(DispatchError::UnknownApi(other as i16)),
     }
@@ -268,9 +249,12 @@ pub async fn dispatch(
 
 /// ApiVersions at a version we do not know is answered (v0 body, error 35, all
 /// our keys) so the client can fall back; anything else closes the connection.
-fn unsupported(state: &BrokerState, raw: RawHeader) -> Result<Option<Vec<Bytes>>, DispatchError> {
+pub(crate) fn unsupported(
+    table: &crate::protocol::ApiVersionTable,
+    raw: RawHeader,
+) -> Result<Option<Vec<Bytes>>, DispatchError> {
     if raw.api_key == ApiKey::ApiVersions as i16 {
-        let response = api_versions::unsupported_version(state);
+        let response = api_versions::unsupported_version(table);
         return Ok(Some(encode_response(
             ApiKey::ApiVersions,
             0,
@@ -279,7 +263,7 @@ fn unsupported(state: &BrokerState, raw: RawHeader) -> Result<Option<Vec<Bytes>>
             Vec::new(),
         )?));
     }
-    if state.api_versions.knows(raw.api_key) {
+    if table.knows(raw.api_key) {
         Err(DispatchError::UnsupportedVersion {
             key: raw.api_key,
             version: raw.api_version,

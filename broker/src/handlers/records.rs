@@ -104,7 +104,6 @@ pub async fn offset_for_leader_epoch(
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::sync::Arc;
 
     use bytes::BytesMut;
     use kafka_protocol::messages::offset_for_leader_epoch_request::{
@@ -116,12 +115,9 @@ mod tests {
     use super::*;
     use crate::config::BrokerConfig;
     use crate::controller::MemoryMetadataLog;
-    use crate::group::{GroupConfig, GroupCoordinator, MemoryOffsetsStore};
     use crate::metadata::records::{PartitionRecord, TopicRecord};
     use crate::metadata::MetadataRecord;
-    use crate::server::metrics::Metrics;
     use crate::storage::batch::testutil::simple;
-    use crate::storage::{BackgroundConfig, LogConfig, LogManager};
 
     const LEADER_EPOCH: i32 = 5;
 
@@ -159,18 +155,7 @@ mod tests {
                 .encode(),
             )
             .unwrap();
-        let controller = metadata.open_controller(&config);
-        let logs = LogManager::open(
-            &config.log_dirs,
-            LogConfig::from_broker(&config),
-            BackgroundConfig::from_broker(&config),
-        )
-        .unwrap();
-        let groups = GroupCoordinator::new(
-            GroupConfig::from_broker(&config),
-            Arc::new(MemoryOffsetsStore::new()),
-        );
-        BrokerState::new(config, logs, controller, groups, Arc::new(Metrics::new()))
+        crate::server::testing::broker_state_over(dir, &metadata)
     }
 
     /// (error code, epoch, end offset) per partition, asking for `(partition, current, requested)`.

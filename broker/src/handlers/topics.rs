@@ -2,14 +2,16 @@
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
@@ -43,6 +45,36 @@ fn new_topic(t: &CreatableTopic) -> NewTopic {
             .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
             .collect(),
     }
+}
+
+/// The wire form of `topic`, for requests this broker sends the controller itself.
+pub fn creatable_topic(topic: &NewTopic) -> CreatableTopic {
+    CreatableTopic::default()
+        .with_name(TopicName(text(&topic.name)))
+        .with_num_partitions(topic.num_partitions)
+        .with_replication_factor(topic.replication_factor)
+        .with_assignments(
+            topic
+                .assignments
+                .iter()
+                .map(|(partition, replicas)| {
+                    CreatableReplicaAssignment::default()
+                        .with_partition_index(*partition)
+                        .with_broker_ids(replicas.iter().map(|&b| BrokerId(b)).collect())
+                })
+                .collect(),
+        )
+        .with_configs(
+            topic
+                .configs
+                .iter()
+                .map(|(name, value)| {
+                    CreatableTopicConfig::default()
+                        .with_name(text(name))
+                        .with_value(value.as_deref().map(text))
+                })
+                .collect(),
+        )
 }
 
 pub async fn create_topics(

@@ -8,17 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::raft::ElectionState;
 use crate::storage::checkpoint::write_atomically;
 
 pub const FILE_NAME: &str = "quorum-state";
-
-/// What a node knows of the current election.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ElectionRecord {
-    pub epoch: i32,
-    pub voted_for: Option<i32>,
-    pub leader_id: Option<i32>,
-}
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,10 +48,10 @@ impl QuorumStateFile {
     }
 
     /// The stored state; a missing file is a node that never took part in an election.
-    pub fn read(&self) -> io::Result<ElectionRecord> {
+    pub fn read(&self) -> io::Result<ElectionState> {
         let text = match std::fs::read(&self.path) {
             Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ElectionRecord::default()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ElectionState::default()),
             Err(e) => return Err(e),
         };
         let data: QuorumStateData = serde_json::from_slice(&text).map_err(|e| {
@@ -79,7 +72,7 @@ impl QuorumStateFile {
             ));
         }
         let known = |id: i32| (id >= 0).then_some(id);
-        Ok(ElectionRecord {
+        Ok(ElectionState {
             epoch: data.leader_epoch,
             voted_for: known(data.voted_id),
             leader_id: known(data.leader_id),
@@ -87,7 +80,7 @@ impl QuorumStateFile {
     }
 
     /// Durably replaces the stored state (fsync before returning).
-    pub fn write(&self, state: &ElectionRecord) -> io::Result<()> {
+    pub fn write(&self, state: &ElectionState) -> io::Result<()> {
         let data = QuorumStateData {
             cluster_id: self.cluster_id.clone(),
             leader_id: state.leader_id.unwrap_or(-1),
@@ -114,8 +107,8 @@ mod tests {
     fn round_trips_in_kafka_layout() {
         let dir = tempfile::tempdir().unwrap();
         let file = QuorumStateFile::new(dir.path(), "abc", &[1, 2, 3]);
-        assert_eq!(file.read().unwrap(), ElectionRecord::default());
-        let state = ElectionRecord {
+        assert_eq!(file.read().unwrap(), ElectionState::default());
+        let state = ElectionState {
             epoch: 7,
             voted_for: Some(2),
             leader_id: None,
@@ -141,7 +134,7 @@ mod tests {
         );
 
         QuorumStateFile::new(dir.path(), "other", &[1])
-            .write(&ElectionRecord::default())
+            .write(&ElectionState::default())
             .unwrap();
         let err = QuorumStateFile::new(dir.path(), "abc", &[1])
             .read()

@@ -40,8 +40,9 @@ pub async fn serve<S: Service>(
                 Ok((stream, peer)) => {
                     state.metrics().connections.inc();
                     let state = state.clone();
+                    let stop = shutdown.clone();
                     tokio::spawn(async move {
-                        if let Err(error) = connection(stream, state.as_ref()).await {
+                        if let Err(error) = connection(stream, state.as_ref(), stop).await {
                             tracing::debug!(%peer, %error, "connection ended with an I/O error");
                         }
                     });
@@ -57,7 +58,13 @@ pub async fn serve<S: Service>(
     }
 }
 
-async fn connection<S: Service>(stream: TcpStream, state: &S) -> std::io::Result<()> {
+/// Serves one connection until the peer closes it or the node shuts down
+/// (checked between requests, so an answer in progress is still sent).
+async fn connection<S: Service>(
+    stream: TcpStream,
+    state: &S,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let peer = stream.peer_addr()?;
     let (read, write) = stream.into_split();
@@ -66,7 +73,11 @@ async fn connection<S: Service>(stream: TcpStream, state: &S) -> std::io::Result
     let max_frame = state.max_frame_bytes();
     let client_host = format!("/{}", peer.ip());
     loop {
-        let frame = match read_frame(&mut reader, max_frame).await {
+        let read = tokio::select! {
+            read = read_frame(&mut reader, max_frame) => read,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let frame = match read {
             Ok(Some(frame)) => frame,
             Ok(None) => return Ok(()),
             Err(error) => {
@@ -90,5 +101,25 @@ async fn connection<S: Service>(stream: TcpStream, state: &S) -> std::io::Result
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stopping_the_node_closes_open_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = crate::server::testing::start_node(dir.path(), 0, "").await;
+        let mut idle = tokio::net::TcpStream::connect(node.client_addr.unwrap())
+            .await
+            .unwrap();
+        node.stop().await.unwrap();
+        let mut buf = [0u8; 1];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), idle.read(&mut buf))
+            .await
+            .expect("the connection must be closed, not left open");
+        assert_eq!(read.unwrap(), 0, "EOF");
     }
 }

@@ -101,11 +101,12 @@ pub trait RaftLog {
         position: u64,
         max_bytes: usize,
     ) -> io::Result<Option<Bytes>>;
-    /// Writes a downloaded chunk of snapshot `id` at `position`; position 0 discards any
-    /// earlier partial download.
+    /// Writes a downloaded chunk of snapshot `id` (of `size` bytes in all) at `position`;
+    /// position 0 discards any earlier partial download.
     fn write_snapshot_chunk(
         &mut self,
         id: SnapshotId,
+        size: u64,
         position: u64,
         bytes: Bytes,
     ) -> io::Result<()>;

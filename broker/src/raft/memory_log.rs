@@ -160,6 +160,7 @@ impl RaftLog for MemoryRaftLog {
     fn write_snapshot_chunk(
         &mut self,
         id: SnapshotId,
+        _size: u64,
         position: u64,
         bytes: Bytes,
     ) -> io::Result<()> {
@@ -267,12 +268,12 @@ mod tests {
         let mut log = log();
         let id = SnapshotId::new(20, 6);
         assert!(log.install_snapshot(id).is_err());
-        log.write_snapshot_chunk(id, 0, Bytes::from_static(b"ab"))
+        log.write_snapshot_chunk(id, 3, 0, Bytes::from_static(b"ab"))
             .unwrap();
         assert!(log
-            .write_snapshot_chunk(id, 5, Bytes::from_static(b"c"))
+            .write_snapshot_chunk(id, 3, 5, Bytes::from_static(b"c"))
             .is_err());
-        log.write_snapshot_chunk(id, 2, Bytes::from_static(b"c"))
+        log.write_snapshot_chunk(id, 3, 2, Bytes::from_static(b"c"))
             .unwrap();
         log.install_snapshot(id).unwrap();
         assert_eq!(

@@ -130,7 +130,7 @@ impl<L: RaftLog> RaftNode<L> {
             self.back_off(from, now);
         }
         self.log
-            .write_snapshot_chunk(id, position, response.bytes)?;
+            .write_snapshot_chunk(id, size, position, response.bytes)?;
         if complete {
             self.log.install_snapshot(id)?;
             // A snapshot only ever covers committed entries.

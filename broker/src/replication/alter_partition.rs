@@ -2,14 +2,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::alter_partition_request::{BrokerState, PartitionData, TopicData};
 use kafka_protocol::messages::{AlterPartitionRequest, AlterPartitionResponse, BrokerId};
 
 use crate::client::ControllerChannel;
-use crate::controller::Controller;
 
 /// How long an ISR change may take before the leader gives up and retries.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,9 +23,11 @@ pub trait AlterPartitionSender: Send + Sync {
     fn send(&self, request: AlterPartitionRequest) -> Answer<'_>;
 }
 
-/// The controller in this process (combined mode).
-pub struct LocalController(pub Arc<Controller>);
+/// A controller in this process, for tests without a quorum.
+#[cfg(test)]
+pub struct LocalController(pub std::sync::Arc<crate::controller::Controller>);
 
+#[cfg(test)]
 impl AlterPartitionSender for LocalController {
     fn send(&self, request: AlterPartitionRequest) -> Answer<'_> {
         let controller = self.0.clone();

@@ -230,26 +230,20 @@ async fn run(
         let timeout = config.wait_max + Duration::from_secs(30);
         match shared.clients.send(leader, &request, timeout).await {
             Ok(response) if response.error_code == 0 => {
-                let answers: Vec<PartitionData> = response
+                // Answers are matched by topic id and partition: every topic has a partition 0.
+                let answers: Vec<(uuid::Uuid, PartitionData)> = response
                     .responses
                     .into_iter()
                     .flat_map(|t| {
                         let id = t.topic_id;
                         t.partitions.into_iter().map(move |p| (id, p))
                     })
-                    .filter_map(|(id, p)| {
-                        ready
-                            .iter()
-                            .any(|(t, _)| t.topic_id == id && t.tp.partition == p.partition_index)
-                            .then_some(p)
-                    })
                     .collect();
                 let mut max_lag = 0;
                 for (target, log) in &ready {
-                    let Some(answer) = answers
-                        .iter()
-                        .find(|p| p.partition_index == target.tp.partition)
-                    else {
+                    let Some((_, answer)) = answers.iter().find(|(id, p)| {
+                        *id == target.topic_id && p.partition_index == target.tp.partition
+                    }) else {
                         continue;
                     };
                     match handle_answer(&manager, &shared, target, log, answer).await {

@@ -2,7 +2,6 @@
 //! replica manager with its own logs, fetching over a real socket, with the
 //! follower registered as broker 2 in the leader's metadata.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::*;
-use crate::config::{parse_properties, BrokerConfig};
+use crate::config::BrokerConfig;
 use crate::controller::lifecycle_tests;
 use crate::controller::{monotonic_ms, BrokerRegistration, NewTopic};
 use crate::server::Node;
@@ -23,28 +22,12 @@ const LAG_MS: u64 = 1_500;
 const TOPIC: &str = "replicated";
 
 async fn leader_node(dir: &std::path::Path) -> Node {
-    // The registration carries the configured port: pick a free one first.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let props: BTreeMap<String, String> = parse_properties(&format!(
-        "process.roles=broker,controller\nnode.id=1\n\
-         listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:0\n\
-         controller.listener.names=CONTROLLER\nlog.dirs={}\n\
-         replica.lag.time.max.ms={LAG_MS}\n",
-        dir.display()
-    ))
-    .unwrap();
-    let config = BrokerConfig::from_properties(&props).unwrap();
-    crate::meta_properties::format(&config, &crate::meta_properties::random_uuid(), false).unwrap();
-    Node::start(config).await.unwrap()
+    crate::server::testing::start_node(dir, 0, &format!("replica.lag.time.max.ms={LAG_MS}\n")).await
 }
 
 /// Registers broker 2 with the leader's controller and unfences it.
 fn register_follower(node: &Node) {
-    let controller = &node.state.controller;
+    let controller = &node.broker().controller;
     let registration = BrokerRegistration {
         cluster_id: controller.image().cluster_id.clone(),
         ..lifecycle_tests::registration(2, 2)
@@ -80,11 +63,11 @@ fn start_follower(
         watch::channel(0).0,
         // A follower never changes the ISR.
         Arc::new(alter_partition::LocalController(
-            node.state.controller.clone(),
+            node.broker().controller.clone(),
         )),
         &prometheus::Registry::new(),
     );
-    let image = node.state.image();
+    let image = node.broker().image();
     logs.get_or_create(
         &TopicPartition::new(TOPIC, 0),
         LogConfig::from_broker(&config),
@@ -103,13 +86,15 @@ async fn produce(node: &Node, timeout_ms: i32) -> (i16, i64) {
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(simple(3, 0)))])]);
-    let response = crate::handlers::produce::handle(&node.state, 9, request).await;
+    let response = crate::handlers::produce::handle(node.broker(), 9, request).await;
     let p = &response.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
 }
 
 fn isr(node: &Node) -> Vec<i32> {
-    node.state.image().topics[TOPIC].partitions[0].isr.clone()
+    node.broker().image().topics[TOPIC].partitions[0]
+        .isr
+        .clone()
 }
 
 async fn wait_for_isr(node: &Node, want: &[i32]) {
@@ -130,7 +115,7 @@ async fn acks_all_waits_for_the_follower_and_the_isr_follows_it() {
     let node = leader_node(&dir.path().join("leader")).await;
     register_follower(&node);
     let created = node
-        .state
+        .broker()
         .controller
         .create_topics(
             vec![NewTopic {
@@ -168,16 +153,16 @@ async fn acks_all_waits_for_the_follower_and_the_isr_follows_it() {
     wait_for_isr(&node, &[1]).await;
     let (error, _) = produce(&node, 1_000).await;
     assert_eq!(error, ResponseError::NotEnoughReplicas.code());
-    assert_eq!(node.state.replicas.metrics.isr_shrinks.get(), 1);
-    node.state.replicas.check_isr(&node.state.image());
-    assert_eq!(node.state.replicas.metrics.under_replicated.get(), 1);
+    assert_eq!(node.broker().replicas.metrics.isr_shrinks.get(), 1);
+    node.broker().replicas.check_isr(&node.broker().image());
+    assert_eq!(node.broker().replicas.metrics.under_replicated.get(), 1);
 
     // Back again: it catches up, rejoins the ISR, and acks=all works again.
     let follower = start_follower(&node, &follower_logs, &follower_dir);
     wait_for_isr(&node, &[1, 2]).await;
     // The produce takes the image's ISR, if the leader had not yet.
     let (error, base) = produce(&node, 10_000).await;
-    assert_eq!(node.state.replicas.metrics.isr_expands.get(), 1);
+    assert_eq!(node.broker().replicas.metrics.isr_expands.get(), 1);
     assert_eq!((error, base), (0, 9));
     assert_eq!(follower_log().log_end_offset(), 12);
     // The follower's high watermark follows the leader's.

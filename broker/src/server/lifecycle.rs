@@ -113,6 +113,9 @@ impl LifecycleConfig {
     }
 }
 
+/// How often a broker heartbeats while it waits to be unfenced or let go.
+const TRANSITION_HEARTBEAT: Duration = Duration::from_millis(100);
+
 /// The applied metadata offset, reported in every heartbeat.
 pub type MetadataOffset = Arc<dyn Fn() -> i64 + Send + Sync>;
 
@@ -231,9 +234,22 @@ async fn run(
                 Ok(reply) => tracing::warn!(error = reply.error_code, "heartbeat refused"),
                 Err(error) => tracing::warn!(%error, "heartbeat failed"),
             }
-            // Heartbeat again after the interval, or at once when asked to shut down.
+            // Heartbeat again after the interval, or at once when asked to shut
+            // down; while unfencing or shutting down, soon, so neither waits long.
+            let settled = matches!(
+                *state.borrow(),
+                LifecycleState::Unfenced {
+                    caught_up: true,
+                    ..
+                }
+            );
+            let wait = if settled {
+                interval
+            } else {
+                interval.min(TRANSITION_HEARTBEAT)
+            };
             tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
+                _ = tokio::time::sleep(wait) => {}
                 Ok(()) = shutdown.changed() => {}
             }
         }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use crate::metadata::MetadataImage;
 use crate::storage::TopicPartition;
 
-use super::metadata_log::METADATA_TOPIC;
 use super::BrokerState;
+use crate::kraft::disk_log::METADATA_TOPIC;
 
 pub async fn run(state: Arc<BrokerState>) {
     let mut images = state.controller.publisher().subscribe();

@@ -1,6 +1,6 @@
 //! Prometheus metrics with Kafka's names (JMX MBean paths flattened).
 
-use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -10,6 +10,10 @@ pub struct Metrics {
     pub bytes_out: IntCounter,
     pub connections: IntCounter,
     pub bad_frames: IntCounter,
+    /// Kafka's `raft-metrics`: the quorum as this node sees it.
+    pub raft_current_leader: IntGauge,
+    pub raft_current_epoch: IntGauge,
+    pub raft_high_watermark: IntGauge,
 }
 
 impl Metrics {
@@ -30,7 +34,26 @@ impl Metrics {
                 .expect("metric registered once");
             c
         };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric definition");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
+            g
+        };
         Metrics {
+            raft_current_leader: gauge(
+                "kafka_server_raftmetrics_current_leader",
+                "Node id of the metadata quorum leader, -1 when unknown",
+            ),
+            raft_current_epoch: gauge(
+                "kafka_server_raftmetrics_current_epoch",
+                "Current epoch of the metadata quorum",
+            ),
+            raft_high_watermark: gauge(
+                "kafka_server_raftmetrics_high_watermark",
+                "Offset below which metadata records are committed",
+            ),
             requests: counter_vec(
                 "kafka_network_requestmetrics_requests_total",
                 "Requests received, by API",

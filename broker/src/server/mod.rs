@@ -1,28 +1,49 @@
-//! Wires the parts together: storage, metadata, controller, groups, the
-//! client listener and admin HTTP; runs until SIGTERM or Ctrl-C.
+//! Wires the parts together: the metadata quorum (Raft driver, loader,
+//! controller), and by role the controller listener and the broker (storage,
+//! groups, replication, client listener, lifecycle); admin HTTP; runs until
+//! SIGTERM or Ctrl-C.
 
+mod duties;
 pub mod lifecycle;
 mod log_sync;
-mod metadata_log;
 pub mod metrics;
 mod offsets_store;
 pub mod record_io;
 mod state;
+#[cfg(test)]
+pub mod testing;
 
 pub use state::{now_ms, BrokerState, PartitionError};
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
+use crate::client::{ClientOptions, ControllerChannel};
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
 use crate::group::{GroupConfig, GroupCoordinator};
+use crate::handlers::controller_listener::ControllerService;
+use crate::kraft::disk_log::DiskRaftLog;
+use crate::kraft::driver::{self, DriverConfig};
+use crate::kraft::metadata_log::RaftMetadataLog;
+use crate::kraft::rpc::RaftPeers;
+use crate::kraft::RaftHandle;
 use crate::metadata::MetadataLoader;
+use crate::raft::RaftConfig;
 use crate::storage::{BackgroundConfig, LogConfig, LogManager};
+use lifecycle::{BrokerLifecycle, LifecycleConfig};
+
+/// How long a controlled shutdown may take before the broker stops anyway.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a controller write may wait for its commit.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Starts the node and serves until SIGTERM or Ctrl-C.
 pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
@@ -33,110 +54,286 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
 
 /// A running node: its listeners, background tasks and shared state.
 pub struct Node {
-    pub state: Arc<BrokerState>,
-    metadata_log: Arc<metadata_log::LocalMetadataLog>,
+    pub config: BrokerConfig,
+    pub controller: Arc<Controller>,
+    pub raft: RaftHandle,
+    /// The broker part, on nodes with the broker role.
+    pub broker: Option<Arc<BrokerState>>,
     /// The bound client address (useful when the config asked for port 0).
-    pub client_addr: std::net::SocketAddr,
+    pub client_addr: Option<SocketAddr>,
+    /// The bound controller listener, on nodes with the controller role.
+    pub controller_addr: Option<SocketAddr>,
+    lifecycle: Option<BrokerLifecycle>,
     ready: Arc<AtomicBool>,
     shutdown: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<()>,
+    servers: Vec<JoinHandle<()>>,
 }
 
 impl Node {
     pub async fn start(config: BrokerConfig) -> anyhow::Result<Node> {
-        if !(config.roles.broker && config.roles.controller) {
-            anyhow::bail!(
-                "process.roles={} needs a controller quorum, which is not available yet; use process.roles=broker,controller",
-                config.roles
-            );
-        }
         let meta = crate::meta_properties::load(&config)?;
-        tracing::info!(node_id = config.node_id, cluster_id = %meta.cluster_id, "starting");
-
-        let defaults = LogConfig::from_broker(&config);
-        let logs_config = config.clone();
-        let logs = tokio::task::spawn_blocking(move || {
-            LogManager::open(
-                &logs_config.log_dirs,
-                LogConfig::from_broker(&logs_config),
-                BackgroundConfig::from_broker(&logs_config),
-            )
-        })
-        .await?
-        .context("opening the log directories")?;
-
-        let loader = Arc::new(MetadataLoader::new(meta.cluster_id.clone()));
-        let metadata_log = Arc::new(
-            metadata_log::LocalMetadataLog::open(config.metadata_dir(), &defaults, loader.clone())
-                .context("loading the metadata log")?,
-        );
-        let controller =
-            Controller::open(&config, loader.publisher().clone(), metadata_log.clone())
-                .context("bootstrapping the metadata")?;
-
-        let store = Arc::new(offsets_store::LocalOffsetsStore::new(
-            logs.clone(),
-            &defaults,
-        ));
-        let groups = GroupCoordinator::new(GroupConfig::from_broker(&config), store);
-        groups
-            .load()
-            .await
-            .context("loading consumer group offsets")?;
-
+        let cluster_id = meta.cluster_id.clone();
+        tracing::info!(node_id = config.node_id, roles = %config.roles, %cluster_id, "starting");
         let metrics = Arc::new(metrics::Metrics::new());
-        let state = Arc::new(BrokerState::new(
-            config.clone(),
-            logs.clone(),
-            controller,
-            groups,
-            metrics.clone(),
-        ));
-        tokio::spawn(log_sync::run(state.clone()));
-        logs.start_background();
-
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let images = state.controller.publisher().clone();
-        tokio::spawn(state.replicas.clone().run(images, shutdown_rx.clone()));
+        let mut servers = Vec::new();
+
+        let loader = Arc::new(MetadataLoader::new(cluster_id.clone()));
+        let raft = start_raft(&config, &cluster_id, loader.clone())?;
+        let controller = Controller::open(
+            &config,
+            loader.publisher().clone(),
+            Arc::new(RaftMetadataLog::new(raft.clone(), COMMIT_TIMEOUT)),
+        )?;
+
+        let mut controller_addr = None;
+        if config.roles.controller {
+            let listener = config
+                .controller_listener()
+                .context("no controller listener")?;
+            let bound = bind(&listener.bind_addr()).await?;
+            controller_addr = Some(bound.local_addr()?);
+            tracing::info!(listener = %bound.local_addr()?, "serving the controller quorum");
+            let service = Arc::new(ControllerService::new(
+                config.clone(),
+                controller.clone(),
+                raft.clone(),
+                metrics.clone(),
+            ));
+            servers.push(tokio::spawn(crate::network::serve(
+                bound,
+                service,
+                shutdown_rx.clone(),
+            )));
+            tokio::spawn(duties::run_controller(
+                controller.clone(),
+                raft.watch_view(),
+                shutdown_rx.clone(),
+            ));
+        }
+
+        let (mut broker, mut client_addr, mut lifecycle) = (None, None, None);
+        if config.roles.broker {
+            let started = start_broker(
+                &config,
+                &cluster_id,
+                &controller,
+                &raft,
+                &metrics,
+                &shutdown_rx,
+            )
+            .await?;
+            client_addr = Some(started.client_addr);
+            servers.push(started.server);
+            lifecycle = Some(started.lifecycle);
+            broker = Some(started.state);
+        }
+
+        tokio::spawn(duties::export_quorum_metrics(
+            metrics.clone(),
+            raft.watch_view(),
+            shutdown_rx.clone(),
+        ));
         let ready = Arc::new(AtomicBool::new(false));
+        tokio::spawn(duties::track_readiness(
+            ready.clone(),
+            raft.watch_view(),
+            controller.publisher().clone(),
+            lifecycle.as_ref().map(BrokerLifecycle::state),
+            shutdown_rx.clone(),
+        ));
         if let Some(addr) = config.admin_http_listener {
             serve_admin_http(addr, metrics, ready.clone(), shutdown_rx.clone()).await?;
         }
-
-        let client = config.client_listener().context("no client listener")?;
-        let listener = TcpListener::bind(client.bind_addr())
-            .await
-            .with_context(|| format!("binding listener {}", client.bind_addr()))?;
-        let client_addr = listener.local_addr()?;
-        let (host, port) = config.advertised_address(client);
-        tracing::info!(listener = %client_addr, advertised = %format!("{host}:{port}"), "serving Kafka clients");
-        ready.store(true, Ordering::Release);
-        let server = tokio::spawn(crate::network::serve(listener, state.clone(), shutdown_rx));
         Ok(Node {
-            state,
-            metadata_log,
+            config,
+            controller,
+            raft,
+            broker,
             client_addr,
+            controller_addr,
+            lifecycle,
             ready,
             shutdown,
-            server,
+            servers,
         })
     }
 
-    /// Stops accepting, then flushes groups and logs so the next start is clean.
+    /// The broker part; panics on a controller-only node (a caller's bug).
+    pub fn broker(&self) -> &Arc<BrokerState> {
+        self.broker.as_ref().expect("this node has no broker role")
+    }
+
+    /// Whether `/readyz` answers 200.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Waits until the node is ready, failing after `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.is_ready() {
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!("node {} not ready after {timeout:?}", self.config.node_id);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Moves leaderships away (controlled shutdown), stops accepting, flushes
+    /// groups and logs, then hands Raft leadership over, so the next start is
+    /// clean and clients barely notice.
     pub async fn stop(self) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         self.ready.store(false, Ordering::Release);
+        if let Some(lifecycle) = self.lifecycle {
+            lifecycle.shutdown(CONTROLLED_SHUTDOWN_TIMEOUT).await;
+        }
         let _ = self.shutdown.send(true);
-        let _ = self.server.await;
-        self.state.groups.shutdown();
-        let replicas = self.state.replicas.clone();
-        tokio::task::spawn_blocking(move || replicas.write_checkpoint()).await??;
-        let logs = self.state.logs.clone();
-        tokio::task::spawn_blocking(move || logs.shutdown()).await??;
-        self.metadata_log.close()?;
+        for server in self.servers {
+            let _ = server.await;
+        }
+        if let Some(state) = &self.broker {
+            state.groups.shutdown();
+            let replicas = state.replicas.clone();
+            tokio::task::spawn_blocking(move || replicas.write_checkpoint()).await??;
+            let logs = state.logs.clone();
+            tokio::task::spawn_blocking(move || logs.shutdown()).await??;
+        }
+        self.raft.shutdown().await;
         tracing::info!("stopped cleanly");
         Ok(())
     }
+}
+
+/// Opens the metadata log and starts the Raft driver: a voter on controller
+/// nodes, an observer on broker-only nodes.
+fn start_raft(
+    config: &BrokerConfig,
+    cluster_id: &str,
+    loader: Arc<MetadataLoader>,
+) -> anyhow::Result<RaftHandle> {
+    let defaults = LogConfig::from_broker(config);
+    let log =
+        DiskRaftLog::open(config.metadata_dir(), &defaults).context("opening the metadata log")?;
+    let voters = config.quorum_voters.iter().map(|(id, _, _)| *id).collect();
+    let timings = config.quorum;
+    let raft = RaftConfig {
+        election_timeout_ms: timings.election_timeout_ms,
+        election_backoff_max_ms: timings.election_backoff_max_ms,
+        fetch_timeout_ms: timings.fetch_timeout_ms,
+        request_timeout_ms: timings.request_timeout_ms,
+        retry_backoff_ms: timings.retry_backoff_ms,
+        ..RaftConfig::new(config.node_id, voters, cluster_id, rand::random())
+    };
+    let peers = Arc::new(RaftPeers::new(
+        &config.quorum_voters,
+        Duration::from_millis(timings.request_timeout_ms),
+    ));
+    driver::start(
+        DriverConfig {
+            raft,
+            snapshot_after_bytes: config.metadata_snapshot_bytes,
+        },
+        log,
+        loader,
+        peers,
+    )
+    .context("starting the metadata quorum")
+}
+
+struct StartedBroker {
+    state: Arc<BrokerState>,
+    client_addr: SocketAddr,
+    server: JoinHandle<()>,
+    lifecycle: BrokerLifecycle,
+}
+
+/// The broker role: local logs, groups and replication start once the
+/// metadata image has caught up (an empty image would delete every log),
+/// then the client listener and the registration with the controller.
+async fn start_broker(
+    config: &BrokerConfig,
+    cluster_id: &str,
+    controller: &Arc<Controller>,
+    raft: &RaftHandle,
+    metrics: &Arc<metrics::Metrics>,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<StartedBroker> {
+    let defaults = LogConfig::from_broker(config);
+    let logs_config = config.clone();
+    let logs = tokio::task::spawn_blocking(move || {
+        LogManager::open(
+            &logs_config.log_dirs,
+            LogConfig::from_broker(&logs_config),
+            BackgroundConfig::from_broker(&logs_config),
+        )
+    })
+    .await?
+    .context("opening the log directories")?;
+    let store = Arc::new(offsets_store::LocalOffsetsStore::new(
+        logs.clone(),
+        &defaults,
+    ));
+    let groups = GroupCoordinator::new(GroupConfig::from_broker(config), store);
+    groups
+        .load()
+        .await
+        .context("loading consumer group offsets")?;
+
+    let channel = Arc::new(ControllerChannel::new(
+        &config.quorum_voters,
+        raft.watch_leader(),
+        ClientOptions::default(),
+    ));
+    let state = Arc::new(BrokerState::new(
+        config.clone(),
+        logs.clone(),
+        controller.clone(),
+        groups,
+        metrics.clone(),
+        raft.watch_view(),
+        channel.clone(),
+    ));
+    let publisher = controller.publisher().clone();
+    duties::wait_for_metadata(raft.watch_view(), &publisher).await;
+    tokio::spawn(log_sync::run(state.clone()));
+    logs.start_background();
+    tokio::spawn(
+        state
+            .replicas
+            .clone()
+            .run(publisher.clone(), shutdown.clone()),
+    );
+
+    let client = config.client_listener().context("no client listener")?;
+    let listener = bind(&client.bind_addr()).await?;
+    let client_addr = listener.local_addr()?;
+    let (host, port) = config.advertised_address(client);
+    tracing::info!(listener = %client_addr, advertised = %format!("{host}:{port}"), "serving Kafka clients");
+    let server = tokio::spawn(crate::network::serve(
+        listener,
+        state.clone(),
+        shutdown.clone(),
+    ));
+    let lifecycle = BrokerLifecycle::start(
+        LifecycleConfig::from_broker(config, cluster_id.to_string()),
+        channel,
+        Arc::new(move || publisher.current().metadata_offset),
+    );
+    Ok(StartedBroker {
+        state,
+        client_addr,
+        server,
+        lifecycle,
+    })
+}
+
+async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding listener {addr}"))
 }
 
 async fn serve_admin_http(

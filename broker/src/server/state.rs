@@ -5,12 +5,18 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 use tokio::sync::watch;
 
+use crate::client::ControllerChannel;
 use crate::config::BrokerConfig;
 use crate::controller::{Controller, InternalTopic, NewTopic};
+use crate::handlers::forward::via_controller;
+use crate::kraft::QuorumView;
+use kafka_protocol::messages::CreateTopicsRequest;
+
+/// The CreateTopics version the broker's own requests use (the newest we serve).
+const CREATE_TOPICS_VERSION: i16 = 7;
 use crate::group::GroupCoordinator;
 use crate::metadata::{MetadataImage, PartitionImage, TopicImage};
 use crate::protocol::ApiVersionTable;
-use crate::replication::alter_partition::LocalController;
 use crate::replication::{Partition, ReplicaManager, ReplicationConfig};
 use crate::server::metrics::Metrics;
 use crate::storage::{LogConfig, LogManager, PartitionLog, StorageError, TopicPartition};
@@ -23,6 +29,12 @@ pub struct BrokerState {
     pub groups: Arc<GroupCoordinator>,
     pub metrics: Arc<Metrics>,
     pub log_defaults: LogConfig,
+    /// The metadata quorum as the Raft driver sees it.
+    pub quorum: watch::Receiver<QuorumView>,
+    /// Reaches the active controller for requests this node cannot serve itself.
+    pub controller_channel: Arc<ControllerChannel>,
+    /// Producer ids this broker may hand out, from its latest block.
+    pub producer_ids: tokio::sync::Mutex<std::ops::Range<i64>>,
     pub replicas: Arc<ReplicaManager>,
     /// Bumped after every produce request that appended; wakes long-polling fetches.
     appends: watch::Sender<u64>,
@@ -68,16 +80,21 @@ impl BrokerState {
         controller: Arc<Controller>,
         groups: Arc<GroupCoordinator>,
         metrics: Arc<Metrics>,
+        quorum: watch::Receiver<QuorumView>,
+        controller_channel: Arc<ControllerChannel>,
     ) -> Self {
         let appends = watch::channel(0).0;
         let replicas = ReplicaManager::new(
             ReplicationConfig::from_broker(&config),
             logs.clone(),
             appends.clone(),
-            Arc::new(LocalController(controller.clone())),
+            controller_channel.clone(),
             &metrics.registry,
         );
         BrokerState {
+            quorum,
+            controller_channel,
+            producer_ids: tokio::sync::Mutex::new(0..0),
             log_defaults: LogConfig::from_broker(&config),
             replicas,
             api_versions: crate::handlers::implemented_versions(),
@@ -88,6 +105,11 @@ impl BrokerState {
             metrics,
             appends,
         }
+    }
+
+    /// Whether this node is the active controller, so metadata changes run here.
+    pub fn controller_is_local(&self) -> bool {
+        self.config.roles.controller && self.quorum.borrow().active
     }
 
     /// The metadata image this request works with, start to end.
@@ -162,27 +184,33 @@ impl BrokerState {
     /// Creates a topic with the broker's defaults (Metadata auto-creation).
     /// A topic that someone else created meanwhile is a success.
     pub async fn auto_create_topic(&self, name: &str) -> Result<(), i16> {
-        let created = tokio::task::block_in_place(|| {
-            self.controller
-                .create_topics(vec![NewTopic::with_defaults(name)], false)
-        });
-        match created {
-            Ok(results) => match results.into_iter().next() {
-                Some(Err(e)) if e.error != ResponseError::TopicAlreadyExists => Err(e.error.code()),
-                _ => Ok(()),
-            },
-            Err(e) => Err(e.to_api_error().error.code()),
-        }
+        self.create_topic(&NewTopic::with_defaults(name)).await
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet.
     pub async fn ensure_offsets_topic(&self) -> Result<(), i16> {
-        tokio::task::block_in_place(|| {
-            self.controller
-                .ensure_internal_topic(InternalTopic::ConsumerOffsets)
+        let which = InternalTopic::ConsumerOffsets;
+        if self.image().topic(which.name()).is_some() {
+            return Ok(());
+        }
+        self.create_topic(&self.controller.internal_topic(which))
+            .await
+    }
+
+    /// Creates `topic` through the active controller; an existing topic is a success.
+    async fn create_topic(&self, topic: &NewTopic) -> Result<(), i16> {
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![crate::handlers::topics::creatable_topic(topic)]);
+        let response = via_controller(self, request, |controller, request| {
+            crate::handlers::topics::create_topics(controller, CREATE_TOPICS_VERSION, request)
         })
-        .map(|_| ())
-        .map_err(|e| e.to_api_error().error.code())
+        .await;
+        match response.topics.first().map(|t| t.error_code) {
+            Some(0) => Ok(()),
+            Some(code) if code == ResponseError::TopicAlreadyExists.code() => Ok(()),
+            Some(code) => Err(code),
+            None => Err(ResponseError::UnknownServerError.code()),
+        }
     }
 
     /// Where clients reach this broker.

@@ -11,6 +11,7 @@ pub mod batch;
 pub(crate) mod checkpoint;
 mod cleaner;
 pub mod config;
+pub mod control_records;
 mod epoch_cache;
 mod recompress;
 

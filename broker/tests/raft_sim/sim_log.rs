@@ -152,10 +152,11 @@ impl RaftLog for SimLog {
     fn write_snapshot_chunk(
         &mut self,
         id: SnapshotId,
+        size: u64,
         position: u64,
         bytes: Bytes,
     ) -> io::Result<()> {
-        self.inner.write_snapshot_chunk(id, position, bytes)
+        self.inner.write_snapshot_chunk(id, size, position, bytes)
     }
 
     fn install_snapshot(&mut self, id: SnapshotId) -> io::Result<()> {

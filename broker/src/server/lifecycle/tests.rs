@@ -1,33 +1,23 @@
-//! End to end in one process: a real node whose local controller serves
-//! BrokerRegistration and BrokerHeartbeat on its listener, a lifecycle
-//! manager for the node itself and one posing as broker 2, and the test as
-//! the controller's driver fencing stale sessions.
+//! End to end in one process: a real combined node (a quorum of one, its own
+//! broker registered by its lifecycle manager, its controller fencing stale
+//! sessions) and a second lifecycle manager posing as broker 2, talking to
+//! the controller listener.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use super::*;
 use crate::client::ClientOptions;
-use crate::config::parse_properties;
 use crate::controller::lifecycle_tests::{partitions, topic};
-use crate::controller::monotonic_ms;
 use crate::server::Node;
 
 async fn start_node(dir: &std::path::Path) -> Node {
-    let props: BTreeMap<String, String> = parse_properties(&format!(
-        "process.roles=broker,controller\nnode.id=1\n\
-         listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0\n\
-         controller.listener.names=CONTROLLER\nlog.dirs={}\n\
-         broker.session.timeout.ms=1500\nbroker.heartbeat.interval.ms=100\n",
-        dir.display()
-    ))
-    .unwrap();
-    let config = BrokerConfig::from_properties(&props).unwrap();
-    crate::meta_properties::format(&config, &crate::meta_properties::random_uuid(), false).unwrap();
-    Node::start(config).await.unwrap()
+    crate::server::testing::start_node(
+        dir,
+        0,
+        "broker.session.timeout.ms=1500\nbroker.heartbeat.interval.ms=100\n",
+    )
+    .await
 }
 
 async fn wait_until(what: &str, condition: impl Fn() -> bool) {
@@ -45,28 +35,22 @@ async fn wait_until(what: &str, condition: impl Fn() -> bool) {
 async fn brokers_register_unfence_get_fenced_return_and_shut_down() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path()).await;
-    let controller = node.state.controller.clone();
-    let driver = tokio::spawn({
-        let controller = controller.clone();
-        async move {
-            loop {
-                controller.fence_stale_brokers(monotonic_ms()).unwrap();
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
-    let (_leader, leader_rx) = watch::channel(Some(1));
-    let voters = [(1, "127.0.0.1".to_string(), node.client_addr.port())];
+    let controller = node.controller.clone();
+    let voters = [(
+        1,
+        "127.0.0.1".to_string(),
+        node.controller_addr.unwrap().port(),
+    )];
     let channel = Arc::new(ControllerChannel::new(
         &voters,
-        leader_rx,
+        node.raft.watch_leader(),
         ClientOptions::default(),
     ));
     let offset: MetadataOffset = {
         let controller = controller.clone();
         Arc::new(move || controller.image().metadata_offset)
     };
-    let cluster_id = node.state.image().cluster_id.clone();
+    let cluster_id = node.broker().image().cluster_id.clone();
     let broker2_config = BrokerConfig {
         node_id: 2,
         rack: Some("r2".into()),
@@ -81,22 +65,13 @@ async fn brokers_register_unfence_get_fenced_return_and_shut_down() {
         )
     };
 
-    // The node's own earlier registration blocks its new incarnation until
-    // that session expires; then both register and are unfenced.
-    let node1 = BrokerLifecycle::start(
-        LifecycleConfig::from_broker(&node.state.config, cluster_id.clone()),
-        channel.clone(),
-        offset.clone(),
-    );
     let first = broker2();
-    for lifecycle in [&node1, &first] {
-        let mut state = lifecycle.state();
-        tokio::time::timeout(Duration::from_secs(20), state.wait_for(|s| s.is_ready()))
-            .await
-            .expect("registered, caught up and unfenced")
-            .unwrap();
-    }
-    let registered = node.state.image().brokers[&2].clone();
+    let mut state = first.state();
+    tokio::time::timeout(Duration::from_secs(20), state.wait_for(|s| s.is_ready()))
+        .await
+        .expect("registered, caught up and unfenced")
+        .unwrap();
+    let registered = node.broker().image().brokers[&2].clone();
     assert_eq!(
         (
             registered.fenced,
@@ -111,7 +86,10 @@ async fn brokers_register_unfence_get_fenced_return_and_shut_down() {
 
     // Broker 2 stops heartbeating: fenced, its leaderships move.
     drop(first);
-    wait_until("broker 2 fenced", || node.state.image().brokers[&2].fenced).await;
+    wait_until("broker 2 fenced", || {
+        node.broker().image().brokers[&2].fenced
+    })
+    .await;
     assert_eq!(
         partitions(&controller, "t"),
         vec![(1, vec![1]), (1, vec![1])]
@@ -125,7 +103,7 @@ async fn brokers_register_unfence_get_fenced_return_and_shut_down() {
         .await
         .expect("unfenced again")
         .unwrap();
-    assert!(node.state.image().brokers[&2].epoch > registered.epoch);
+    assert!(node.broker().image().brokers[&2].epoch > registered.epoch);
     wait_until("solo led by 2", || {
         partitions(&controller, "solo") == vec![(2, vec![2])]
     })
@@ -137,7 +115,7 @@ async fn brokers_register_unfence_get_fenced_return_and_shut_down() {
         second.shutdown(Duration::from_secs(20)).await,
         LifecycleState::ShutDown
     );
-    let gone = node.state.image().brokers[&2].clone();
+    let gone = node.broker().image().brokers[&2].clone();
     assert!(gone.fenced && gone.in_controlled_shutdown);
     assert_eq!(
         partitions(&controller, "u"),
@@ -145,7 +123,5 @@ async fn brokers_register_unfence_get_fenced_return_and_shut_down() {
     );
     assert_eq!(partitions(&controller, "solo"), vec![(-1, vec![2])]);
 
-    driver.abort();
-    drop(node1);
     node.stop().await.unwrap();
 }

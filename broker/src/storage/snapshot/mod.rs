@@ -8,7 +8,6 @@
 //! and renamed once complete and synced; a deleted one is renamed to
 //! `.checkpoint.deleted` before its removal.
 
-mod control;
 mod error;
 mod files;
 mod id;

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use kafka_protocol::records::{Record, RecordBatchDecoder};
 
-use super::control::{self, SNAPSHOT_FOOTER, SNAPSHOT_HEADER};
 use super::error::io_error;
 use super::id::FileKind;
 use super::{SnapshotError, SnapshotId, MAX_BATCH_BYTES};
 use crate::storage::batch::{self, BatchError, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use crate::storage::control_records::{self as control, SNAPSHOT_FOOTER, SNAPSHOT_HEADER};
 
 /// One metadata record value of a snapshot, at its offset within the snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
 
-use super::control::{self, SNAPSHOT_FOOTER, SNAPSHOT_HEADER};
 use super::error::io_error;
 use super::files::{create_partial, sync_dir};
 use super::id::FileKind;
 use super::{SnapshotError, SnapshotId, MAX_BATCH_BYTES};
 use crate::storage::batch::{self, BatchFrame, HEADER_LEN};
+use crate::storage::control_records::{self as control, SNAPSHOT_FOOTER, SNAPSHOT_HEADER};
 use crate::storage::log::now_ms;
 
 /// Default bound of a data batch; small enough to keep the writer's buffer modest.

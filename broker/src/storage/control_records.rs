@@ -1,13 +1,16 @@
-//! The control records that frame a snapshot, as Kafka encodes them: the key
-//! is `ControlRecordType`'s (version, type), the value the flexible-encoded
-//! `SnapshotHeaderRecord` or `SnapshotFooterRecord`.
+//! Control records as Kafka encodes them: the key is `ControlRecordType`'s
+//! (version, type); the value a flexible-encoded message such as the
+//! `SnapshotHeaderRecord`/`SnapshotFooterRecord` that frame a snapshot or the
+//! `LeaderChangeMessage` a Raft leader writes at the start of its epoch.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+/// `ControlRecordType.LEADER_CHANGE`.
+pub const LEADER_CHANGE: i16 = 2;
 /// `ControlRecordType.SNAPSHOT_HEADER`.
-pub(super) const SNAPSHOT_HEADER: i16 = 3;
+pub(crate) const SNAPSHOT_HEADER: i16 = 3;
 /// `ControlRecordType.SNAPSHOT_FOOTER`.
-pub(super) const SNAPSHOT_FOOTER: i16 = 4;
+pub(crate) const SNAPSHOT_FOOTER: i16 = 4;
 
 /// Version of the control record key and of both record schemas.
 const VERSION: i16 = 0;
@@ -18,14 +21,14 @@ const HEADER_LEN: usize = 2 + 8 + 1;
 /// Version and the empty tagged-field count.
 const FOOTER_LEN: usize = 2 + 1;
 
-pub(super) fn key(record_type: i16) -> Bytes {
+pub fn key(record_type: i16) -> Bytes {
     let mut key = BytesMut::with_capacity(KEY_LEN);
     key.put_i16(VERSION);
     key.put_i16(record_type);
     key.freeze()
 }
 
-pub(super) fn header_value(last_contained_log_timestamp: i64) -> Bytes {
+pub(crate) fn header_value(last_contained_log_timestamp: i64) -> Bytes {
     let mut value = BytesMut::with_capacity(HEADER_LEN);
     value.put_i16(VERSION);
     value.put_i64(last_contained_log_timestamp);
@@ -33,7 +36,7 @@ pub(super) fn header_value(last_contained_log_timestamp: i64) -> Bytes {
     value.freeze()
 }
 
-pub(super) fn footer_value() -> Bytes {
+pub(crate) fn footer_value() -> Bytes {
     let mut value = BytesMut::with_capacity(FOOTER_LEN);
     value.put_i16(VERSION);
     value.put_u8(0);
@@ -41,7 +44,7 @@ pub(super) fn footer_value() -> Bytes {
 }
 
 /// The control record type of `key`.
-pub(super) fn record_type(key: Option<&[u8]>) -> Result<i16, String> {
+pub fn record_type(key: Option<&[u8]>) -> Result<i16, String> {
     match key {
         Some(&[v0, v1, t0, t1, ..]) if i16::from_be_bytes([v0, v1]) >= 0 => {
             Ok(i16::from_be_bytes([t0, t1]))
@@ -51,7 +54,7 @@ pub(super) fn record_type(key: Option<&[u8]>) -> Result<i16, String> {
 }
 
 /// The LastContainedLogTimestamp of a SnapshotHeader value.
-pub(super) fn header_timestamp(value: Option<&[u8]>) -> Result<i64, String> {
+pub(crate) fn header_timestamp(value: Option<&[u8]>) -> Result<i64, String> {
     match value {
         Some(v) if v.len() >= HEADER_LEN => {
             let mut ts = [0u8; 8];
@@ -63,7 +66,7 @@ pub(super) fn header_timestamp(value: Option<&[u8]>) -> Result<i64, String> {
 }
 
 /// Checks that a SnapshotFooter value is complete.
-pub(super) fn check_footer(value: Option<&[u8]>) -> Result<(), String> {
+pub(crate) fn check_footer(value: Option<&[u8]>) -> Result<(), String> {
     match value {
         Some(v) if v.len() >= FOOTER_LEN => Ok(()),
         _ => Err("SnapshotFooter record too short".into()),

@@ -1,0 +1,229 @@
+//! Requests that change metadata run on the active controller: locally when
+//! this node is it, otherwise forwarded there (as Kafka brokers forward them)
+//! and answered with its response once the change is committed.
+
+use std::future::Future;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    alter_configs_response, create_partitions_response, create_topics_response,
+    delete_topics_response, incremental_alter_configs_response, AllocateProducerIdsRequest,
+    AlterConfigsRequest, AlterConfigsResponse, AlterPartitionRequest, BrokerHeartbeatRequest,
+    BrokerRegistrationRequest, CreatePartitionsRequest, CreatePartitionsResponse,
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::client::{ClientError, ControllerRpc};
+use crate::controller::Controller;
+use crate::server::BrokerState;
+
+/// How long a forwarded request may look for the active controller; a
+/// client's own request timeout is usually 30 s, so it hears back first.
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// A controller request whose every item can be failed with one error.
+pub trait Forwardable: ControllerRpc {
+    fn fail_all(&self, code: i16, message: &str) -> Self::Response;
+}
+
+/// Runs `local` when this node is the active controller, else forwards.
+pub async fn via_controller<'a, R, F, Fut>(
+    state: &'a BrokerState,
+    request: R,
+    local: F,
+) -> R::Response
+where
+    R: Forwardable,
+    F: FnOnce(&'a Controller, R) -> Fut,
+    Fut: Future<Output = R::Response>,
+{
+    if state.controller_is_local() {
+        return run_blocking(local(&state.controller, request));
+    }
+    match state
+        .controller_channel
+        .send(&request, FORWARD_TIMEOUT)
+        .await
+    {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::warn!(%error, "forwarding to the active controller failed");
+            let code = match error {
+                ClientError::NoController(_) | ClientError::Timeout(_) => {
+                    ResponseError::RequestTimedOut.code()
+                }
+                _ => ResponseError::UnknownServerError.code(),
+            };
+            request.fail_all(code, &error.to_string())
+        }
+    }
+}
+
+/// Runs a controller operation, which blocks until its records are committed,
+/// without holding up the runtime's other tasks (Raft fetches among them).
+pub fn run_blocking<T>(operation: impl Future<Output = T>) -> T {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(operation))
+}
+
+fn message(text: &str) -> Option<StrBytes> {
+    Some(StrBytes::from_string(text.to_string()))
+}
+
+const NOT_CONTROLLER: i16 = ResponseError::NotController.code();
+
+impl ControllerRpc for CreateTopicsRequest {
+    fn not_controller(response: &CreateTopicsResponse) -> bool {
+        response
+            .topics
+            .iter()
+            .any(|t| t.error_code == NOT_CONTROLLER)
+    }
+}
+
+impl Forwardable for CreateTopicsRequest {
+    fn fail_all(&self, code: i16, text: &str) -> CreateTopicsResponse {
+        CreateTopicsResponse::default().with_topics(
+            self.topics
+                .iter()
+                .map(|t| {
+                    create_topics_response::CreatableTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_error_code(code)
+                        .with_error_message(message(text))
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1)
+                })
+                .collect(),
+        )
+    }
+}
+
+impl ControllerRpc for DeleteTopicsRequest {
+    fn not_controller(response: &DeleteTopicsResponse) -> bool {
+        response
+            .responses
+            .iter()
+            .any(|t| t.error_code == NOT_CONTROLLER)
+    }
+}
+
+impl Forwardable for DeleteTopicsRequest {
+    fn fail_all(&self, code: i16, text: &str) -> DeleteTopicsResponse {
+        // v6 names topics in `topics`, older versions in `topic_names`.
+        let by_state = self.topics.iter().map(|t| (t.name.clone(), t.topic_id));
+        let by_name = self
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.clone()), Default::default()));
+        DeleteTopicsResponse::default().with_responses(
+            by_state
+                .chain(by_name)
+                .map(|(name, topic_id)| {
+                    delete_topics_response::DeletableTopicResult::default()
+                        .with_name(name)
+                        .with_topic_id(topic_id)
+                        .with_error_code(code)
+                        .with_error_message(message(text))
+                })
+                .collect(),
+        )
+    }
+}
+
+impl ControllerRpc for CreatePartitionsRequest {
+    fn not_controller(response: &CreatePartitionsResponse) -> bool {
+        response
+            .results
+            .iter()
+            .any(|t| t.error_code == NOT_CONTROLLER)
+    }
+}
+
+impl Forwardable for CreatePartitionsRequest {
+    fn fail_all(&self, code: i16, text: &str) -> CreatePartitionsResponse {
+        CreatePartitionsResponse::default().with_results(
+            self.topics
+                .iter()
+                .map(|t| {
+                    create_partitions_response::CreatePartitionsTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_error_code(code)
+                        .with_error_message(message(text))
+                })
+                .collect(),
+        )
+    }
+}
+
+impl ControllerRpc for AlterConfigsRequest {
+    fn not_controller(response: &AlterConfigsResponse) -> bool {
+        response
+            .responses
+            .iter()
+            .any(|r| r.error_code == NOT_CONTROLLER)
+    }
+}
+
+impl Forwardable for AlterConfigsRequest {
+    fn fail_all(&self, code: i16, text: &str) -> AlterConfigsResponse {
+        AlterConfigsResponse::default().with_responses(
+            self.resources
+                .iter()
+                .map(|r| {
+                    alter_configs_response::AlterConfigsResourceResponse::default()
+                        .with_resource_type(r.resource_type)
+                        .with_resource_name(r.resource_name.clone())
+                        .with_error_code(code)
+                        .with_error_message(message(text))
+                })
+                .collect(),
+        )
+    }
+}
+
+impl ControllerRpc for IncrementalAlterConfigsRequest {
+    fn not_controller(response: &IncrementalAlterConfigsResponse) -> bool {
+        response
+            .responses
+            .iter()
+            .any(|r| r.error_code == NOT_CONTROLLER)
+    }
+}
+
+impl Forwardable for IncrementalAlterConfigsRequest {
+    fn fail_all(&self, code: i16, text: &str) -> IncrementalAlterConfigsResponse {
+        IncrementalAlterConfigsResponse::default().with_responses(
+            self.resources
+                .iter()
+                .map(|r| {
+                    incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                        .with_resource_type(r.resource_type)
+                        .with_resource_name(r.resource_name.clone())
+                        .with_error_code(code)
+                        .with_error_message(message(text))
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Requests answered with one top-level error code.
+macro_rules! fail_top_level {
+    ($($request:ty),* $(,)?) => {
+        $(impl Forwardable for $request {
+            fn fail_all(&self, code: i16, _text: &str) -> Self::Response {
+                Self::Response::default().with_error_code(code)
+            }
+        })*
+    };
+}
+
+fail_top_level!(
+    AllocateProducerIdsRequest,
+    AlterPartitionRequest,
+    BrokerRegistrationRequest,
+    BrokerHeartbeatRequest,
+);
