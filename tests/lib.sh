@@ -48,9 +48,28 @@ ensure_deb_src() {
     apt_update_once
 }
 
-# free_port: prints a free TCP port on 127.0.0.1.
+# free_port: prints a free TCP port on 127.0.0.1, never one this script printed before: ports
+# are picked before the broker binds them, so the kernel could hand one out twice. The ports
+# given are kept in a file named after the script's pid ($$ is the same in every subshell).
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    python3 - "${TMPDIR:-/tmp}/.free-ports.$$" <<'EOF'
+import socket, sys
+path = sys.argv[1]
+try:
+    given = set(open(path).read().split())
+except FileNotFoundError:
+    given = set()
+while True:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = str(s.getsockname()[1])
+    s.close()
+    if port not in given:
+        break
+with open(path, "a") as f:
+    f.write(port + "\n")
+print(port)
+EOF
 }
 
 # wait_ready PORT HTTP_PORT PID TIMEOUT: waits for the client port and /readyz; fails if PID exits.

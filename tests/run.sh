@@ -12,7 +12,10 @@
 #   TEST_RELEASE=1      build and test the release binary
 #   TEST_SKIP_CARGO=1   skip `cargo test` (build still happens)
 #   TEST_SKIP_PYTHON=1  skip the Python client tests
+#   TEST_SKIP_COMBINED=1  skip the second client-test run against 3 combined nodes
 #   TEST_SKIP_DOCKER=1  skip building the container images and their smoke test
+#   TEST_SKIP_NO_LOSS=1 skip the no-loss test under faults (tests/docker/no_loss.sh, ~2-3 min;
+#                       TEST_SKIP_DOCKER=1 skips it too)
 #   BROKER_BIN=PATH     broker binary to test (default: the one this script builds)
 #   PYTEST_ARGS=...     extra pytest arguments
 set -euo pipefail
@@ -81,6 +84,22 @@ if [ "${TEST_SKIP_PYTHON:-0}" != 1 ]; then
     esac
 fi
 
+# ---- 5b. the same client tests against a cluster of 3 combined nodes (all voters) ----------
+if [ "${TEST_SKIP_PYTHON:-0}" != 1 ] && [ "${TEST_SKIP_COMBINED:-0}" != 1 ]; then
+    say "python client tests against 3 combined nodes (TEST_CLUSTER=combined3)"
+    t0=$SECONDS
+    set +e
+    # shellcheck disable=SC2086
+    (cd tests/clients && TEST_CLUSTER=combined3 "$VENV/bin/python" -m pytest ${PYTEST_ARGS:-})
+    rc=$?
+    set -e
+    case $rc in
+        0) record "python clients (3 combined nodes)" "ok ($((SECONDS - t0))s)" ;;
+        5) record "python clients (3 combined nodes)" "FAILED: pytest collected no tests (check PYTEST_ARGS)" ;;
+        *) record "python clients (3 combined nodes)" "FAILED (pytest exit $rc, $((SECONDS - t0))s)" ;;
+    esac
+fi
+
 # ---- 6. the operator's Helm chart, rendered with Helm's own engine -----------------------
 if [ "${TEST_SKIP_HELM:-0}" != 1 ]; then
     say "helm chart (operator/tests/helm)"
@@ -95,6 +114,18 @@ if [ "${TEST_SKIP_DOCKER:-0}" != 1 ]; then
     t0=$SECONDS
     if VENV="$VENV" bash tests/docker/smoke.sh; then record "container images" "ok ($((SECONDS - t0))s)"
     else record "container images" "FAILED ($((SECONDS - t0))s)"; fi
+    say "container cluster (tests/docker/cluster.sh)"
+    t0=$SECONDS
+    if VENV="$VENV" bash tests/docker/cluster.sh; then record "container cluster" "ok ($((SECONDS - t0))s)"
+    else record "container cluster" "FAILED ($((SECONDS - t0))s)"; fi
+fi
+
+# ---- 7b. Jepsen-style no-loss test of replication (skips itself without docker) -----------
+if [ "${TEST_SKIP_DOCKER:-0}" != 1 ] && [ "${TEST_SKIP_NO_LOSS:-0}" != 1 ]; then
+    say "no-loss test (tests/docker/no_loss.sh)"
+    t0=$SECONDS
+    if VENV="$VENV" bash tests/docker/no_loss.sh; then record "no-loss test" "ok ($((SECONDS - t0))s)"
+    else record "no-loss test" "FAILED ($((SECONDS - t0))s)"; fi
 fi
 
 # ---- 8. librdkafka regression suite ------------------------------------------------------

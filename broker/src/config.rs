@@ -147,6 +147,8 @@ pub struct BrokerConfig {
     pub log_cleanup_policy: CleanupPolicy,
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: u64,
+    /// Threads per log dir that open (and recover) the logs at startup.
+    pub num_recovery_threads_per_data_dir: usize,
     pub log_cleaner_min_cleanable_ratio: f64,
     pub log_cleaner_delete_retention_ms: i64,
     pub log_cleaner_min_compaction_lag_ms: i64,
@@ -157,6 +159,9 @@ pub struct BrokerConfig {
     pub message_max_bytes: u32,
     pub socket_request_max_bytes: u32,
     pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor` when set; unset, Kafka's 3 capped
+    /// to the brokers there are, so a small cluster still gets its groups.
+    pub offsets_topic_replication_factor: Option<i16>,
     pub offsets_retention_ms: i64,
     pub offsets_retention_check_interval_ms: u64,
     pub group_initial_rebalance_delay_ms: u64,
@@ -185,7 +190,41 @@ pub struct BrokerConfig {
     pub replica_fetch_backoff_ms: u64,
     /// How often high watermarks are written to `replication-offset-checkpoint`.
     pub replica_high_watermark_checkpoint_interval_ms: u64,
+    pub leadership: LeadershipConfig,
 }
+
+/// How the controller picks partition leaders, and where consumers may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeadershipConfig {
+    /// `unclean.leader.election.enable`: a partition whose whole ISR is gone
+    /// may be led by a replica outside it (losing what only the ISR had).
+    pub unclean_leader_election: bool,
+    /// `auto.leader.rebalance.enable`: move leadership back to each
+    /// partition's preferred (first) replica every check interval.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`, in milliseconds.
+    pub imbalance_check_interval_ms: u64,
+    /// `replica.selector.class` is Kafka's RackAwareReplicaSelector: a
+    /// consumer that names its rack is sent to a replica in that rack (KIP-392).
+    pub rack_aware_replica_selector: bool,
+}
+
+impl Default for LeadershipConfig {
+    fn default() -> Self {
+        LeadershipConfig {
+            unclean_leader_election: false,
+            auto_leader_rebalance: true,
+            imbalance_check_interval_ms: 300_000,
+            rack_aware_replica_selector: false,
+        }
+    }
+}
+
+/// The `replica.selector.class` that picks a replica in the consumer's rack.
+pub const RACK_AWARE_REPLICA_SELECTOR: &str =
+    "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+/// Kafka's default `replica.selector.class`: consumers always read from the leader.
+const LEADER_SELECTOR: &str = "org.apache.kafka.common.replica.LeaderSelector";
 
 /// `controller.quorum.*` timings. Shorter than Kafka's defaults (election
 /// 1000, fetch 2000, backoff 1000): a killed leader is noticed after one fetch
@@ -250,6 +289,9 @@ impl Default for BrokerConfig {
             },
             log_cleaner_enable: true,
             log_cleaner_backoff_ms: 15_000,
+            // Kafka's default is 1; opening a log mostly waits on the file system, so
+            // more threads than cores pay off (BENCHMARKS.md, KRaft at scale).
+            num_recovery_threads_per_data_dir: 4,
             log_cleaner_min_cleanable_ratio: 0.5,
             log_cleaner_delete_retention_ms: 86_400_000,
             log_cleaner_min_compaction_lag_ms: 0,
@@ -260,6 +302,7 @@ impl Default for BrokerConfig {
             message_max_bytes: 1_048_588,
             socket_request_max_bytes: 104_857_600,
             offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: None,
             offsets_retention_ms: 7 * 24 * 3_600_000,
             offsets_retention_check_interval_ms: 600_000,
             group_initial_rebalance_delay_ms: 3_000,
@@ -279,6 +322,7 @@ impl Default for BrokerConfig {
             replica_fetch_response_max_bytes: 10_485_760,
             replica_fetch_backoff_ms: 1_000,
             replica_high_watermark_checkpoint_interval_ms: 5_000,
+            leadership: LeadershipConfig::default(),
         }
     }
 }
@@ -289,7 +333,6 @@ impl Default for BrokerConfig {
 const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "num.network.threads",
     "num.io.threads",
-    "num.recovery.threads.per.data.dir",
     "num.replica.fetchers",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
@@ -301,7 +344,6 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "listener.security.protocol.map",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
-    "offsets.topic.replication.factor",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "log.preallocate",
@@ -395,6 +437,9 @@ impl BrokerConfig {
                 }
                 "log.cleaner.enable" => config.log_cleaner_enable = parse_bool(key, v)?,
                 "log.cleaner.backoff.ms" => config.log_cleaner_backoff_ms = parse_positive(key, v)?,
+                "num.recovery.threads.per.data.dir" => {
+                    config.num_recovery_threads_per_data_dir = parse_positive(key, v)?
+                }
                 "log.cleaner.min.cleanable.ratio" => {
                     let ratio: f64 = parse_num(key, v)?;
                     if !(0.0..=1.0).contains(&ratio) {
@@ -430,6 +475,9 @@ impl BrokerConfig {
                 }
                 "offsets.topic.num.partitions" => {
                     config.offsets_topic_num_partitions = parse_positive(key, v)?
+                }
+                "offsets.topic.replication.factor" => {
+                    config.offsets_topic_replication_factor = Some(parse_positive(key, v)?)
                 }
                 "offsets.retention.minutes" => {
                     config.offsets_retention_ms = parse_positive::<i64>(key, v)? * 60_000
@@ -491,6 +539,28 @@ impl BrokerConfig {
                 }
                 "controller.quorum.retry.backoff.ms" => {
                     config.quorum.retry_backoff_ms = parse_positive(key, v)?
+                }
+                "unclean.leader.election.enable" => {
+                    config.leadership.unclean_leader_election = parse_bool(key, v)?
+                }
+                "auto.leader.rebalance.enable" => {
+                    config.leadership.auto_leader_rebalance = parse_bool(key, v)?
+                }
+                "leader.imbalance.check.interval.seconds" => {
+                    config.leadership.imbalance_check_interval_ms =
+                        parse_positive::<u64>(key, v)?.saturating_mul(1000)
+                }
+                "replica.selector.class" => {
+                    config.leadership.rack_aware_replica_selector = match v {
+                        RACK_AWARE_REPLICA_SELECTOR => true,
+                        LEADER_SELECTOR | "" => false,
+                        _ => return Err(invalid(
+                            key,
+                            v,
+                            "expected org.apache.kafka.common.replica.RackAwareReplicaSelector \
+                                 or org.apache.kafka.common.replica.LeaderSelector",
+                        )),
+                    }
                 }
                 "metadata.log.max.record.bytes.between.snapshots" => {
                     config.metadata_snapshot_bytes = parse_positive(key, v)?

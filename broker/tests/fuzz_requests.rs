@@ -162,6 +162,49 @@ fn seeds(produce_batch: &Bytes) -> Vec<Bytes> {
                         .with_key(StrBytes::from_static_str("g"))
                         .with_coordinator_keys(vec![StrBytes::from_static_str("g")]),
                 ),
+                ApiKey::ElectLeaders => frame(
+                    api,
+                    v,
+                    &ElectLeadersRequest::default()
+                        .with_election_type(if v == 0 { 0 } else { 1 })
+                        .with_topic_partitions(Some(vec![
+                            elect_leaders_request::TopicPartitions::default()
+                                .with_topic(TopicName(StrBytes::from_static_str("fuzzed")))
+                                .with_partitions(vec![0, 7]),
+                        ])),
+                ),
+                ApiKey::AlterPartitionReassignments => frame(
+                    api,
+                    v,
+                    &AlterPartitionReassignmentsRequest::default()
+                        .with_timeout_ms(1000)
+                        .with_topics(vec![
+                            alter_partition_reassignments_request::ReassignableTopic::default()
+                                .with_name(TopicName(StrBytes::from_static_str("fuzz")))
+                                .with_partitions(
+                                    [Some(vec![1, 1]), Some(vec![-7]), Some(vec![]), None]
+                                        .into_iter()
+                                        .enumerate()
+                                        .map(|(i, target)| {
+                                            alter_partition_reassignments_request::ReassignablePartition::default()
+                                                .with_partition_index(i as i32 - 1)
+                                                .with_replicas(target.map(|t| {
+                                                    t.into_iter().map(BrokerId).collect()
+                                                }))
+                                        })
+                                        .collect(),
+                                ),
+                        ]),
+                ),
+                ApiKey::ListPartitionReassignments => frame(
+                    api,
+                    v,
+                    &ListPartitionReassignmentsRequest::default().with_topics(Some(vec![
+                        list_partition_reassignments_request::ListPartitionReassignmentsTopics::default()
+                            .with_name(TopicName(StrBytes::from_static_str("fuzz")))
+                            .with_partition_indexes(vec![0, -1, 99]),
+                    ])),
+                ),
                 _ => None,
             };
             seeds.extend(populated);
@@ -197,6 +240,13 @@ fn frame_default(api: ApiKey, v: i16) -> Option<Bytes> {
         }
         ApiKey::OffsetDelete => frame(api, v, &OffsetDeleteRequest::default()),
         ApiKey::DescribeCluster => frame(api, v, &DescribeClusterRequest::default()),
+        ApiKey::ElectLeaders => frame(api, v, &ElectLeadersRequest::default()),
+        ApiKey::AlterPartitionReassignments => {
+            frame(api, v, &AlterPartitionReassignmentsRequest::default())
+        }
+        ApiKey::ListPartitionReassignments => {
+            frame(api, v, &ListPartitionReassignmentsRequest::default())
+        }
         _ => None,
     }
 }

@@ -43,6 +43,9 @@ const TOPIC_DEFAULT_KEYS: &[(&str, &str)] = &[
 /// refused here instead; a test feeds every key to the broker's own parser.
 pub const ALLOWED_KEYS: &[&str] = &[
     "auto.create.topics.enable",
+    // How fast a broker that stopped heartbeating is fenced (read by the controllers).
+    "broker.heartbeat.interval.ms",
+    "broker.session.timeout.ms",
     "compression.type",
     "delete.topic.enable",
     "group.initial.rebalance.delay.ms",
@@ -71,6 +74,17 @@ pub const ALLOWED_KEYS: &[&str] = &[
     "offsets.retention.minutes",
     "offsets.topic.num.partitions",
     "offsets.topic.replication.factor",
+    // Replication and leadership.
+    "auto.leader.rebalance.enable",
+    "leader.imbalance.check.interval.seconds",
+    "replica.fetch.backoff.ms",
+    "replica.fetch.max.bytes",
+    "replica.fetch.response.max.bytes",
+    "replica.fetch.wait.max.ms",
+    "replica.high.watermark.checkpoint.interval.ms",
+    "replica.lag.time.max.ms",
+    "replica.selector.class",
+    "unclean.leader.election.enable",
     "socket.request.max.bytes",
     "transaction.state.log.min.isr",
     "transaction.state.log.replication.factor",
@@ -329,6 +343,7 @@ mod tests {
     fn user_keys_are_checked() {
         assert!(check_user_key("log.retention.hours").is_none());
         assert!(check_user_key("message.max.bytes").is_none());
+        assert!(check_user_key("broker.session.timeout.ms").is_none());
         assert!(check_user_key("node.id")
             .unwrap()
             .contains("managed by the operator"));

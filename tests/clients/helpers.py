@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+import kwire
+
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 
 
@@ -31,15 +33,19 @@ def admin(bootstrap: str) -> AdminClient:
 
 def create_topic(bootstrap: str, name: str, partitions: int = 1, config: dict | None = None, timeout=30) -> None:
     a = admin(bootstrap)
-    fs = a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
+    # replication factor -1: the cluster's default.replication.factor (1 on one node, 3 on three)
+    fs = a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=-1, config=config or {})],
                          operation_timeout=timeout, request_timeout=timeout)
     fs[name].result(timeout)
     wait_topic(bootstrap, name, partitions, timeout)
 
 
 def wait_topic(bootstrap: str, name: str, partitions: int, timeout=30) -> None:
-    """Waits until metadata shows the topic with `partitions` partitions, each with a leader."""
+    """Waits until metadata shows the topic with `partitions` partitions, each with a leader,
+    and every node of the bootstrap list says so itself: on a cluster each broker learns of
+    a topic from the metadata log at its own pace, and a test may talk to any of them."""
     a = admin(bootstrap)
+    ports = [int(addr.rsplit(":", 1)[1]) for addr in bootstrap.split(",")]
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -47,11 +53,22 @@ def wait_topic(bootstrap: str, name: str, partitions: int, timeout=30) -> None:
         t = md.topics.get(name)
         if t is not None and t.error is None and len(t.partitions) == partitions and all(
             p.leader >= 0 and p.error is None for p in t.partitions.values()
-        ):
+        ) and all(node_knows_topic(port, name, partitions) for port in ports):
             return
         last = t
         time.sleep(0.2)
     raise AssertionError(f"topic {name} not ready with {partitions} partitions: {last}")
+
+
+def node_knows_topic(port: int, name: str, partitions: int) -> bool:
+    """The node on `port` answers Metadata with the topic and a leader for every partition."""
+    c = kwire.Conn(port)
+    try:
+        c.send(kwire.metadata_v4(1, [name], auto_create=False))
+        err, parts = kwire.parse_metadata_v4(c.response(1)).get(name, (-1, []))
+    finally:
+        c.close()
+    return err == 0 and len(parts) == partitions and all(e == 0 and leader >= 0 for _, e, leader in parts)
 
 
 def gen_messages(n: int, partitions: int, seed: int = 1, binary: bool = True, ts_base: int | None = None) -> list[Msg]:

@@ -106,7 +106,10 @@ def test_confluent_incremental_alter_configs(broker, topic_name):
     ])
     for f in a.incremental_alter_configs([res], request_timeout=20).values():
         f.result(20)
-    wait_until(lambda: topic_configs(broker.bootstrap, topic_name)["retention.ms"].value == "999000", what="alter")
+    # both changes at once: on a cluster, consecutive describes may be answered by different
+    # nodes, each applying the change when it reads it from the metadata log
+    wait_until(lambda: (lambda c: c["retention.ms"].value == "999000" and c["cleanup.policy"].value == "delete")(
+        topic_configs(broker.bootstrap, topic_name)), what="alter (and DELETE reverting to the default)")
     cfg = topic_configs(broker.bootstrap, topic_name)
     assert cfg["cleanup.policy"].value == "delete", "DELETE must revert to the default"
     # APPEND on a list config

@@ -144,7 +144,8 @@ def test_unknown_api_key(broker, topic_name):
 
 def test_raw_produce_valid_then_corrupt_crc(broker, topic_name):
     create_topic(broker.bootstrap, topic_name, 2)
-    c = kwire.Conn(broker.port)
+    # a raw produce must go to the partition's leader (on a cluster, not every node is)
+    c = kwire.Conn(broker.leader(topic_name, 1).port)
     # a well-formed batch first, so that the encoder is known good
     batch = kwire.record_batch([(b"k1", b"raw-one"), (None, b"raw-two"), (b"k3", None)])
     c.send(kwire.produce_v7(21, topic_name, 1, batch))
@@ -158,15 +159,18 @@ def test_raw_produce_valid_then_corrupt_crc(broker, topic_name):
     # flip one byte of a record value: CRC no longer matches
     bad = bytearray(kwire.record_batch([(b"k", b"will-be-corrupted")]))
     bad[-3] ^= 0xFF
-    c.send(kwire.produce_v7(22, topic_name, 0, bytes(bad)))
-    p = kwire.parse_produce_v7(c.response(22))[0][1][0]
+    port0 = broker.leader(topic_name, 0).port
+    c0 = kwire.Conn(port0)
+    c0.send(kwire.produce_v7(22, topic_name, 0, bytes(bad)))
+    p = kwire.parse_produce_v7(c0.response(22))[0][1][0]
+    c0.close()
     assert p["error"] == CORRUPT_MESSAGE, p
     assert high_watermark(broker.bootstrap, topic_name, 0) == 0, "a corrupt batch was written"
 
     # a batch whose length field disagrees with the bytes sent
     bad = bytearray(kwire.record_batch([(b"k", b"v")]))
     bad[8:12] = struct.pack(">i", len(bad) + 100)
-    c2 = kwire.Conn(broker.port)
+    c2 = kwire.Conn(port0)
     c2.send(kwire.produce_v7(23, topic_name, 0, bytes(bad)))
     try:
         p = kwire.parse_produce_v7(c2.response(23))[0][1][0]

@@ -6,6 +6,8 @@ import json
 import subprocess
 import time
 
+import pytest
+
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 from kafka import TopicPartition as KTP

@@ -16,8 +16,11 @@ SEGMENT = 1024 * 1024  # Kafka's minimum segment.bytes in recent versions
 
 
 def partition_dir(broker, topic, p=0) -> Path:
-    d = broker.data_dir / f"{topic}-{p}"
-    assert d.is_dir(), f"no partition dir {d}; data dir has {sorted(x.name for x in broker.data_dir.iterdir())}"
+    # the leader's copy: on a cluster each replica applies retention to its own files, and the
+    # log start offset clients see is the leader's
+    data_dir = broker.leader(topic, p).data_dir
+    d = data_dir / f"{topic}-{p}"
+    assert d.is_dir(), f"no partition dir {d}; data dir has {sorted(x.name for x in data_dir.iterdir())}"
     return d
 
 

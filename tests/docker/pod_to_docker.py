@@ -9,23 +9,33 @@ security settings. The smoke test runs the broker image exactly as the operator'
         prints the `docker run` arguments (image and its arguments last), NUL-separated;
         CONTAINER is `init` (the first init container) or `main`; LABEL=VALUE are the pod
         labels that field references may read (e.g. the node's zone).
+    pod_to_docker.py json RENDER
+        prints the rendered objects as one JSON list, for callers without PyYAML (the test
+        venv): they import this module for run_args and read the render through this.
 """
 
+import json
 import re
 import sys
-
-import yaml
 
 
 def fail(message):
     sys.exit(f"pod_to_docker.py: {message}")
 
 
-def statefulset(render_path, name):
+def load_docs(render_path):
+    # Imported here: the container cluster harness imports this module from a venv
+    # without PyYAML and only uses the functions that take parsed objects.
+    import yaml
+
     with open(render_path) as f:
-        for doc in yaml.safe_load_all(f):
-            if doc and doc.get("kind") == "StatefulSet" and doc["metadata"]["name"] == name:
-                return doc
+        return [doc for doc in yaml.safe_load_all(f) if doc]
+
+
+def statefulset(render_path, name):
+    for doc in load_docs(render_path):
+        if doc.get("kind") == "StatefulSet" and doc["metadata"]["name"] == name:
+            return doc
     fail(f"no StatefulSet {name!r} in {render_path}")
 
 
@@ -58,6 +68,9 @@ def mount_flag(mount, volumes, claims, config_dir, data_volume):
     name, target = mount["name"], mount["mountPath"]
     volume = volumes.get(name, {})
     if "configMap" in volume:
+        # config_dir: one directory, or a dict of directories by ConfigMap name.
+        if isinstance(config_dir, dict):
+            config_dir = config_dir[volume["configMap"]["name"]]
         return f"type=bind,src={config_dir},dst={target},readonly"
     if "emptyDir" in volume:
         return f"type=tmpfs,dst={target}"
@@ -99,7 +112,9 @@ def run_args(sts, ordinal, which, config_dir, data_volume, labels):
 
 
 def main(argv):
-    if len(argv) >= 4 and argv[0] == "host":
+    if len(argv) == 2 and argv[0] == "json":
+        json.dump(load_docs(argv[1]), sys.stdout)
+    elif len(argv) >= 4 and argv[0] == "host":
         print(pod_host(statefulset(argv[1], argv[2]), int(argv[3])))
     elif len(argv) >= 7 and argv[0] == "run-args" and argv[4] in ("init", "main"):
         labels = dict(label.split("=", 1) for label in argv[7:])

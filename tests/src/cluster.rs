@@ -23,6 +23,21 @@ pub struct ClusterSpec {
     pub extra: Vec<(String, String)>,
 }
 
+impl ClusterSpec {
+    /// 3 controllers + 3 brokers (KRaft external mode), every node with `extra`.
+    pub fn external(extra: &[(&str, &str)]) -> Self {
+        ClusterSpec {
+            controllers: 3,
+            brokers: 3,
+            combined: 0,
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+}
+
 /// A running cluster: every node formatted with one cluster id.
 pub struct Cluster {
     pub cluster_id: String,

@@ -8,14 +8,17 @@
 
 mod cluster;
 mod node;
+pub mod observe;
 pub mod ops;
 
 pub use cluster::{Broker, Cluster, ClusterSpec};
 pub use node::NodeProcess;
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -46,29 +49,60 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A free TCP port on 127.0.0.1 (bound, read, released).
+/// A free TCP port on 127.0.0.1 (bound, read, released), never one this
+/// process was given before: a node's ports are picked before it binds any,
+/// so the kernel could otherwise hand the same one out twice.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind 127.0.0.1:0");
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Status code of `GET path` on 127.0.0.1:port (HTTP/1.0, no dependencies).
 pub fn http_status(port: u16, path: &str) -> Result<u16> {
+    Ok(http_get(port, path)?.0)
+}
+
+/// Status code and body of `GET path` on 127.0.0.1:port (HTTP/1.0, no dependencies).
+pub fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+    http_request(port, "GET", path, Duration::from_secs(2))
+}
+
+/// Status code and body of `method path` (no request body) on 127.0.0.1:port,
+/// waiting up to `timeout` for the answer.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(
         &SocketAddr::from(([127, 0, 0, 1], port)),
         Duration::from_secs(2),
     )?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    s.set_read_timeout(Some(timeout))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+    )?;
     let mut buf = Vec::new();
-    let _ = s.take(256).read_to_end(&mut buf);
-    let line = String::from_utf8_lossy(&buf);
-    line.split_whitespace()
+    let _ = s.take(16 << 20).read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| anyhow!("bad HTTP answer {line:?}"))
+        .ok_or_else(|| anyhow!("bad HTTP answer {head:?}"))?;
+    Ok((status, body.to_string()))
 }
 
 /// A client connection speaking typed requests from the `kafka-protocol` crate.

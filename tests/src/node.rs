@@ -153,6 +153,11 @@ impl NodeProcess {
         Ok(())
     }
 
+    /// The process id while the node runs (for readings from `/proc/<pid>`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }

@@ -116,6 +116,8 @@ pub fn create_topic(
     Ok(())
 }
 
+/// Produces `recs` as one batch with acks=all, retrying while leadership
+/// settles; returns the base offset.
 pub fn produce(
     conn: &mut KafkaConn,
     v: &Versions,
@@ -124,6 +126,30 @@ pub fn produce(
     recs: &[Record],
     c: Compression,
 ) -> Result<i64> {
+    // the partition may need a moment to get its leader after CreateTopics
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match produce_once(conn, v, name, partition, recs, c, -1)? {
+            Ok(base_offset) => return Ok(base_offset),
+            Err(3 | 5 | 6) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200))
+            }
+            Err(e) => bail!("produce error {e}"),
+        }
+    }
+}
+
+/// One Produce of `recs` as one batch with `acks`: the base offset, or the
+/// partition's error code.
+pub fn produce_once(
+    conn: &mut KafkaConn,
+    v: &Versions,
+    name: &str,
+    partition: i32,
+    recs: &[Record],
+    c: Compression,
+    acks: i16,
+) -> Result<std::result::Result<i64, i16>> {
     let version = pick(v, ApiKey::Produce, 9);
     let mut batch = BytesMut::new();
     RecordBatchEncoder::encode(
@@ -134,28 +160,20 @@ pub fn produce(
             compression: c,
         },
     )?;
-    let batch = batch.freeze();
-    // the partition may need a moment to get its leader after CreateTopics
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let req = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(10_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(topic(name))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(batch.clone()))])]);
-        let resp = conn.send(&req, version)?;
-        let p = &resp.responses[0].partition_responses[0];
-        match p.error_code {
-            0 => return Ok(p.base_offset),
-            3 | 5 | 6 if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(200))
-            }
-            e => bail!("produce error {e}: {:?}", p.error_message),
-        }
-    }
+    let req = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic(name))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch.freeze()))])]);
+    let resp = conn.send(&req, version)?;
+    let p = &resp.responses[0].partition_responses[0];
+    Ok(match p.error_code {
+        0 => Ok(p.base_offset),
+        e => Err(e),
+    })
 }
 
 pub fn fetch(

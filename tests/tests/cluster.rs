@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use e2e::observe::{admin_json, partitions, wait_for};
 use e2e::ops::{api_versions, create_topic, fetch, produce, records, Versions};
 use e2e::{Cluster, ClusterSpec, KafkaConn};
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{DescribeQuorumRequest, MetadataRequest, TopicName};
+use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
@@ -17,22 +17,13 @@ const CONTROLLERS: [i32; 3] = [1000, 1001, 1002];
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn spec() -> ClusterSpec {
-    let extra = [
+    ClusterSpec::external(&[
         // Fence a dead broker quickly, and snapshot often so a wiped
         // controller has a snapshot to start from.
         ("broker.session.timeout.ms", "3000"),
         ("broker.heartbeat.interval.ms", "500"),
         ("metadata.log.max.record.bytes.between.snapshots", "500"),
-    ];
-    ClusterSpec {
-        controllers: 3,
-        brokers: 3,
-        combined: 0,
-        extra: extra
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    }
+    ])
 }
 
 /// (leader, epoch) as a running controller reports it, if one knows a leader.
@@ -102,40 +93,33 @@ fn await_new_leader(cluster: &Cluster, old: i32, old_epoch: i32) -> Result<(i32,
     bail!("no new quorum leader within {FAILOVER_TIMEOUT:?}")
 }
 
-fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_string()))
+/// `GET /admin/v1/quorum` on node `via`: (leader, epoch, caught-up voters).
+fn quorum_view(cluster: &mut Cluster, via: i32) -> Result<(i32, i64, Vec<i64>)> {
+    let view = admin_json(cluster.node(via).http_port, "/admin/v1/quorum", 200)?;
+    let voters = view["voters"].as_array().context("voters")?;
+    let mut ids: Vec<i64> = voters.iter().filter_map(|v| v["id"].as_i64()).collect();
+    ids.sort();
+    assert_eq!(ids, [1000, 1001, 1002], "{view}");
+    let caught_up = voters
+        .iter()
+        .filter(|v| v["caughtUp"] == true)
+        .filter_map(|v| v["id"].as_i64())
+        .collect();
+    let leader = view["leaderId"].as_i64().context("leaderId")?;
+    Ok((
+        leader as i32,
+        view["epoch"].as_i64().context("epoch")?,
+        caught_up,
+    ))
 }
 
 /// The leader of each partition of `topic`, as broker `via` knows it.
 fn leaders(cluster: &mut Cluster, via: i32, topic: &str) -> Result<Vec<i32>> {
     let mut conn = cluster.node(via).connect()?;
-    let request = MetadataRequest::default()
-        .with_topics(Some(vec![
-            MetadataRequestTopic::default().with_name(Some(topic_name(topic)))
-        ]))
-        .with_allow_auto_topic_creation(false);
-    let answer = conn.send(&request, 12)?;
-    let t = answer.topics.first().context("topic in metadata")?;
-    let mut partitions: Vec<_> = t
-        .partitions
-        .iter()
-        .map(|p| (p.partition_index, p.leader_id.0))
-        .collect();
-    partitions.sort_unstable();
-    Ok(partitions.into_iter().map(|(_, leader)| leader).collect())
-}
-
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check().unwrap_or(false) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("timed out waiting: {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    Ok(partitions(&mut conn, topic)?
+        .into_iter()
+        .map(|p| p.leader)
+        .collect())
 }
 
 /// Produces a batch to partition 0 of `topic` through its leader and reads it back.
@@ -163,6 +147,16 @@ fn external_mode_fails_over_fences_and_rejoins() -> Result<()> {
 fn fail_over_fence_and_rejoin(cluster: &mut Cluster) -> Result<()> {
     let (leader, epoch) = quorum_leader(cluster, &[]).context("a quorum leader")?;
     assert!(CONTROLLERS.contains(&leader));
+    // The admin API's quorum view is the same from the leader, a standby
+    // (which asks the leader) and a broker-only node.
+    let standby = *CONTROLLERS.iter().find(|&&c| c != leader).unwrap();
+    wait_for("every voter is caught up", FAILOVER_TIMEOUT, || {
+        Ok(quorum_view(cluster, leader)?.2.len() == 3)
+    })?;
+    for via in [leader, standby, 0] {
+        let (seen, seen_epoch, _) = quorum_view(cluster, via)?;
+        assert_eq!((seen, seen_epoch), (leader, i64::from(epoch)), "via {via}");
+    }
 
     // Metadata changes reach the controller through any broker.
     let mut conn = cluster.node(0).connect()?;
@@ -174,6 +168,15 @@ fn fail_over_fence_and_rejoin(cluster: &mut Cluster) -> Result<()> {
     cluster.node(leader).kill9()?;
     let (_, killed_after) = await_new_leader(cluster, leader, epoch)?;
     println!("failover after SIGKILL of the active controller: {killed_after:?}");
+    // The dead voter falls out of "caught up" once the fetch timeout passes.
+    wait_for(
+        "the killed voter is reported behind",
+        FAILOVER_TIMEOUT,
+        || {
+            let (_, _, caught_up) = quorum_view(cluster, 1)?;
+            Ok(!caught_up.contains(&i64::from(leader)) && caught_up.len() == 2)
+        },
+    )?;
     create_topic(&mut conn, &v, "after-kill", 2, 3)?;
     round_trip(cluster, "before", 2)?;
     cluster.restart(leader, false)?;

@@ -1,20 +1,40 @@
 //! Admin HTTP: `/healthz` (the process is up), `/readyz` (serving clients),
-//! `/metrics` (Prometheus).
+//! `/metrics` (Prometheus), and the admin API (`docs/admin-api.yaml`): the
+//! cluster view, the controller quorum, a broker's restart safety and its
+//! exclusion.
+
+mod cluster_view;
+mod exclusion;
+mod quorum_view;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use tokio::sync::watch;
 
+use crate::client::ControllerChannel;
+use crate::kraft::{QuorumView, RaftHandle};
+use crate::metadata::MetadataPublisher;
 use crate::server::metrics::Metrics;
+use crate::storage::LogConfig;
 
 #[derive(Clone)]
 pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub ready: Arc<AtomicBool>,
+    pub publisher: Arc<MetadataPublisher>,
+    pub quorum: watch::Receiver<QuorumView>,
+    pub log_defaults: LogConfig,
+    pub raft: RaftHandle,
+    /// Reaches the quorum leader when this node does not lead.
+    pub controllers: Arc<ControllerChannel>,
+    /// `controller.quorum.fetch.timeout.ms`: how recent "caught up" is.
+    pub fetch_timeout_ms: u64,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -22,6 +42,16 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/admin/v1/cluster", get(cluster))
+        .route("/admin/v1/quorum", get(quorum))
+        .route(
+            "/admin/v1/brokers/{broker_id}/restart-safety",
+            get(restart_safety),
+        )
+        .route(
+            "/admin/v1/brokers/{broker_id}/exclusion",
+            put(exclude).delete(unexclude),
+        )
         .with_state(state)
 }
 
@@ -35,4 +65,84 @@ async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
 
 async fn metrics(State(state): State<AdminState>) -> String {
     state.metrics.render()
+}
+
+async fn cluster(State(state): State<AdminState>) -> Json<cluster_view::ClusterView> {
+    let leader = state.quorum.borrow().leader;
+    Json(cluster_view::cluster_view(
+        &state.publisher.current(),
+        leader,
+    ))
+}
+
+async fn quorum(State(state): State<AdminState>) -> Response {
+    let info = match state.raft.describe().await {
+        Some(local) => Ok(local),
+        None => quorum_view::ask_leader(&state.controllers).await,
+    };
+    match info {
+        Ok(info) => Json(quorum_view::quorum_status(&info, state.fetch_timeout_ms)).into_response(),
+        Err(reason) => error(StatusCode::SERVICE_UNAVAILABLE, "NO_QUORUM_LEADER", reason),
+    }
+}
+
+async fn restart_safety(State(state): State<AdminState>, Path(broker_id): Path<i32>) -> Response {
+    let image = state.publisher.current();
+    match cluster_view::restart_safety(&image, &state.log_defaults, broker_id) {
+        Some(verdict) => Json(verdict).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "UNKNOWN_BROKER",
+            format!("broker {broker_id} is not registered"),
+        ),
+    }
+}
+
+async fn exclude(state: State<AdminState>, broker_id: Path<String>) -> Response {
+    set_exclusion(state, broker_id, true).await
+}
+
+async fn unexclude(state: State<AdminState>, broker_id: Path<String>) -> Response {
+    set_exclusion(state, broker_id, false).await
+}
+
+/// 204 once committed: repeating either call changes nothing more.
+async fn set_exclusion(
+    State(state): State<AdminState>,
+    Path(broker_id): Path<String>,
+    excluded: bool,
+) -> Response {
+    // Parsed here, not by the extractor, so a bad id gets the contract's JSON body.
+    let Some(id) = broker_id.parse::<i32>().ok().filter(|id| *id >= 0) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_BROKER_ID",
+            format!("`{broker_id}` is not a broker id"),
+        );
+    };
+    match exclusion::set_excluded(&state.controllers, id, excluded, exclusion::ASK_TIMEOUT).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(exclusion::ExclusionError::UnknownBroker(reason)) => {
+            error(StatusCode::NOT_FOUND, "UNKNOWN_BROKER", reason)
+        }
+        Err(exclusion::ExclusionError::NoController(reason)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NO_ACTIVE_CONTROLLER",
+            reason,
+        ),
+        Err(exclusion::ExclusionError::Refused(reason)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "CONTROLLER_ERROR",
+            reason,
+        ),
+    }
+}
+
+/// The contract's `Error` body.
+fn error(status: StatusCode, code: &str, reason: String) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "error": reason, "code": code })),
+    )
+        .into_response()
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, AlterPartitionRequest, BrokerHeartbeatRequest,
-    BrokerRegistrationRequest,
+    BrokerRegistrationRequest, DescribeQuorumRequest,
 };
 use kafka_protocol::protocol::Request;
 use tokio::sync::watch;
@@ -39,6 +39,20 @@ top_level_error_code!(
     AllocateProducerIdsRequest,
     AlterPartitionRequest
 );
+
+/// Voters that do not lead answer DescribeQuorum with NOT_LEADER_OR_FOLLOWER
+/// on the metadata partition.
+impl ControllerRpc for DescribeQuorumRequest {
+    fn not_controller(response: &Self::Response) -> bool {
+        let not_leader = ResponseError::NotLeaderOrFollower.code();
+        response.error_code == ResponseError::NotController.code()
+            || response
+                .topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .any(|p| p.error_code == not_leader)
+    }
+}
 
 /// First wait before retrying another controller (Kafka's `retry.backoff.ms`).
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);

@@ -69,7 +69,14 @@ impl NodeClients {
         deadline: Instant,
     ) -> Result<Arc<Connection>, ClientError> {
         let slot = self.nodes.lock().entry(node).or_default().clone();
-        let mut slot = slot.lock().await;
+        // Another sender may be connecting with a later deadline (e.g. to a node
+        // that died, whose connect hangs): waiting for it must not outlast ours,
+        // or a heartbeat misses its session while a forwarded request connects.
+        let mut slot = tokio::time::timeout_at(deadline, slot.lock())
+            .await
+            .map_err(|_| {
+                ClientError::Timeout(deadline.saturating_duration_since(Instant::now()))
+            })?;
         if let Some(connection) = &slot.connection {
             if !connection.is_closed() {
                 return Ok(connection.clone());

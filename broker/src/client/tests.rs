@@ -280,6 +280,46 @@ fn one_node(port: u16) -> NodeClients {
     )
 }
 
+#[tokio::test]
+async fn a_hanging_connect_does_not_hold_up_a_sender_with_an_earlier_deadline() {
+    // A peer that accepts and never answers: a connect (TCP + ApiVersions) to it
+    // lasts until its deadline, as one to a vanished host does.
+    let (listener, addr) = bind().await;
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let clients = Arc::new(one_node(port));
+    let slow = {
+        let clients = clients.clone();
+        tokio::spawn(async move {
+            clients
+                .send(1, &ApiVersionsRequest::default(), Duration::from_secs(10))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let error = clients
+        .send(
+            1,
+            &ApiVersionsRequest::default(),
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(error.is_retriable(), "{error}");
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "waited {elapsed:?} for another connect"
+    );
+    slow.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_requests_to_a_real_node() {
     let dir = tempfile::tempdir().unwrap();

@@ -79,7 +79,15 @@ impl Controller {
         let committed = if records.is_empty() {
             image
         } else {
-            self.commit(&image, records)?
+            let committed = self.commit(&image, records)?;
+            let changed: Vec<(Uuid, i32)> = changes
+                .iter()
+                .zip(&checked)
+                .filter(|(_, c)| matches!(c, Ok(Some(_))))
+                .map(|(c, _)| (c.topic_id, c.partition))
+                .collect();
+            self.complete_after_isr_change(&committed, &changed);
+            committed
         };
         Ok(changes
             .iter()

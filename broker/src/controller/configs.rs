@@ -1,17 +1,16 @@
-//! AlterConfigs and IncrementalAlterConfigs on topics; broker configs are static.
+//! AlterConfigs and IncrementalAlterConfigs on topics, and on brokers for the
+//! few dynamic broker keys (`broker_configs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use kafka_protocol::error::ResponseError;
 
+use super::broker_configs::plan_broker_update;
 use super::error::{ApiError, ControllerError};
 use super::quorum::Controller;
-use crate::metadata::records::{ConfigRecord, TOPIC_RESOURCE};
+use crate::metadata::records::{ConfigRecord, BROKER_RESOURCE, TOPIC_RESOURCE};
 use crate::metadata::{MetadataImage, MetadataRecord};
 use crate::storage::TOPIC_CONFIG_KEYS;
-
-/// Kafka's ConfigResource type of a broker.
-pub const BROKER_RESOURCE: i8 = 4;
 
 /// Topic keys whose values are comma-separated lists (APPEND/SUBTRACT apply).
 const LIST_KEYS: &[&str] = &["cleanup.policy"];
@@ -92,10 +91,7 @@ impl Controller {
             } else {
                 match resource {
                     ConfigResource::Topic(name) => self.plan_topic_update(&image, name, update),
-                    ConfigResource::Broker(_) => Err(ApiError::new(
-                        ResponseError::InvalidRequest,
-                        "Broker configs are read-only in this broker: set them in server.properties and restart.",
-                    )),
+                    ConfigResource::Broker(name) => plan_broker_update(&image, name, update),
                 }
             };
             results.push(planned.map(|new_records| records.extend(new_records)));
@@ -125,24 +121,12 @@ impl Controller {
         self.log_defaults()
             .with_overrides(&wanted)
             .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.to_string()))?;
-        let record = |key: &str, value: Option<&String>| {
-            MetadataRecord::Config(ConfigRecord {
-                resource_type: TOPIC_RESOURCE,
-                resource_name: name.to_string(),
-                name: key.to_string(),
-                value: value.cloned(),
-            })
-        };
-        let removed = topic
-            .configs
-            .keys()
-            .filter(|k| !wanted.contains_key(*k))
-            .map(|k| record(k, None));
-        let set = wanted
-            .iter()
-            .filter(|(k, v)| topic.configs.get(*k) != Some(*v))
-            .map(|(k, v)| record(k, Some(v)));
-        Ok(removed.chain(set).collect())
+        Ok(config_records(
+            TOPIC_RESOURCE,
+            name,
+            &topic.configs,
+            &wanted,
+        ))
     }
 
     fn incremental(
@@ -221,7 +205,36 @@ impl Controller {
     }
 }
 
-fn replace(configs: &[(String, Option<String>)]) -> Result<BTreeMap<String, String>, ApiError> {
+/// The Config records that take resource `name` from its `current` configs to
+/// `wanted`: a null value for each removed key, the value for each new or changed one.
+pub(super) fn config_records(
+    resource_type: i8,
+    name: &str,
+    current: &BTreeMap<String, String>,
+    wanted: &BTreeMap<String, String>,
+) -> Vec<MetadataRecord> {
+    let record = |key: &str, value: Option<&String>| {
+        MetadataRecord::Config(ConfigRecord {
+            resource_type,
+            resource_name: name.to_string(),
+            name: key.to_string(),
+            value: value.cloned(),
+        })
+    };
+    let removed = current
+        .keys()
+        .filter(|k| !wanted.contains_key(*k))
+        .map(|k| record(k, None));
+    let set = wanted
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(*v))
+        .map(|(k, v)| record(k, Some(v)));
+    removed.chain(set).collect()
+}
+
+pub(super) fn replace(
+    configs: &[(String, Option<String>)],
+) -> Result<BTreeMap<String, String>, ApiError> {
     let mut wanted = BTreeMap::new();
     for (key, value) in configs {
         let value = value.as_ref().ok_or_else(|| {

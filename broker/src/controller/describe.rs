@@ -1,5 +1,5 @@
 //! DescribeConfigs: effective topic configs with their sources, and this
-//! broker's static configs. Reads one image; never takes the writer lock.
+//! broker's static configs and dynamic ones. Reads one image; never takes the writer lock.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +9,7 @@ use super::configs::ConfigResource;
 use super::error::ApiError;
 use super::quorum::Controller;
 use crate::config::{BrokerConfig, Listener};
+use crate::metadata::image::EXCLUDED_KEY;
 use crate::storage::LogConfig;
 
 /// Where a value comes from (Kafka's DescribeConfigs ConfigSource ids).
@@ -16,6 +17,8 @@ use crate::storage::LogConfig;
 #[repr(i8)]
 pub enum ConfigSource {
     TopicConfig = 1,
+    DynamicBrokerConfig = 2,
+    DynamicDefaultBrokerConfig = 3,
     StaticBrokerConfig = 4,
     DefaultConfig = 5,
 }
@@ -61,6 +64,10 @@ const BROKER_SYNONYMS: &[(&str, &str)] = &[
     ("segment.bytes", "log.segment.bytes"),
     ("segment.index.bytes", "log.index.size.max.bytes"),
     ("segment.ms", "log.roll.ms"),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+    ),
 ];
 
 fn broker_key(topic_key: &str) -> &'static str {
@@ -87,7 +94,9 @@ impl Controller {
                         format!("Broker `{id}` is not this broker ({node_id}): ask that broker."),
                     ));
                 }
-                describe_broker(self.config())
+                let mut entries = describe_broker(self.config());
+                entries.extend(self.describe_dynamic_broker(id));
+                entries
             }
         };
         Ok(match keys {
@@ -97,6 +106,34 @@ impl Controller {
                 .collect(),
             None => entries,
         })
+    }
+
+    /// The dynamic configs (`broker.excluded`, ...) of the broker resource `name`.
+    fn describe_dynamic_broker(&self, name: &str) -> Vec<ConfigEntry> {
+        let source = if name.is_empty() {
+            ConfigSource::DynamicDefaultBrokerConfig
+        } else {
+            ConfigSource::DynamicBrokerConfig
+        };
+        let image = self.image();
+        let Some(configs) = image.broker_resource_configs(name) else {
+            return Vec::new();
+        };
+        configs
+            .iter()
+            .map(|(key, value)| ConfigEntry {
+                name: key.clone(),
+                value: Some(value.clone()),
+                source,
+                read_only: false,
+                config_type: config_type(key),
+                synonyms: vec![ConfigSynonym {
+                    name: key.clone(),
+                    value: Some(value.clone()),
+                    source,
+                }],
+            })
+            .collect()
     }
 
     fn describe_topic(&self, name: &str) -> Result<Vec<ConfigEntry>, ApiError> {
@@ -288,7 +325,7 @@ fn config_type(key: &str) -> i8 {
     const DOUBLE: i8 = 6;
     const LIST: i8 = 7;
     match key {
-        k if k.ends_with(".enable") => BOOLEAN,
+        k if k.ends_with(".enable") || k == EXCLUDED_KEY => BOOLEAN,
         "cleanup.policy" | "log.cleanup.policy" | "process.roles" | "log.dirs" => LIST,
         "min.cleanable.dirty.ratio" | "log.cleaner.min.cleanable.ratio" => DOUBLE,
         "compression.type"

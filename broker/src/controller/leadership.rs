@@ -1,5 +1,7 @@
 //! Leader and ISR changes when a broker stops leading or may lead again.
 
+use uuid::Uuid;
+
 use crate::metadata::records::{PartitionChangeRecord, NO_LEADER_CHANGE};
 use crate::metadata::{BrokerImage, MetadataImage, MetadataRecord, PartitionImage};
 
@@ -47,7 +49,8 @@ pub fn leads_any(image: &MetadataImage, broker: i32) -> bool {
         .any(|t| t.partitions.iter().any(|p| p.leader == broker))
 }
 
-fn can_lead(image: &MetadataImage, broker: i32) -> bool {
+/// Whether `broker` is registered, unfenced and not shutting down.
+pub fn can_lead(image: &MetadataImage, broker: i32) -> bool {
     image
         .brokers
         .get(&broker)
@@ -77,21 +80,33 @@ fn partition_changes(
             let change = &change;
             topic.partitions.iter().filter_map(move |p| {
                 let (isr, leader) = change(p)?;
-                Some(MetadataRecord::PartitionChange(PartitionChangeRecord {
-                    partition_id: p.partition,
-                    topic_id: topic.id,
-                    isr,
-                    leader: if leader == p.leader {
-                        NO_LEADER_CHANGE
-                    } else {
-                        leader
-                    },
-                    replicas: None,
-                    removing_replicas: None,
-                    adding_replicas: None,
-                    leader_recovery_state: -1,
-                }))
+                Some(leader_and_isr_change(topic.id, p, leader, isr, -1))
             })
         })
         .collect()
+}
+
+/// A PartitionChangeRecord giving `p` the leader `leader` (left out when
+/// unchanged), the ISR `isr` when given, and `recovery_state` unless it is -1.
+pub fn leader_and_isr_change(
+    topic_id: Uuid,
+    p: &PartitionImage,
+    leader: i32,
+    isr: Option<Vec<i32>>,
+    recovery_state: i8,
+) -> MetadataRecord {
+    MetadataRecord::PartitionChange(PartitionChangeRecord {
+        partition_id: p.partition,
+        topic_id,
+        isr,
+        leader: if leader == p.leader {
+            NO_LEADER_CHANGE
+        } else {
+            leader
+        },
+        replicas: None,
+        removing_replicas: None,
+        adding_replicas: None,
+        leader_recovery_state: recovery_state,
+    })
 }

@@ -91,6 +91,26 @@ pub(crate) fn topic(c: &Controller, name: &str, assignments: Vec<Vec<i32>>) {
 }
 
 /// (leader, isr) of each partition of `name`.
+/// The leader of `t-0` reports `isr` (epochs[i] is broker i+1's epoch), as it would once
+/// its followers caught up.
+pub(crate) fn leader_reports_isr(c: &Controller, epochs: &[i64], isr: &[i32]) {
+    let t = &c.image().topics["t"];
+    let p = &t.partitions[0];
+    let change = IsrChange {
+        topic_id: t.id,
+        partition: 0,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        new_isr: isr.iter().map(|id| (*id, -1)).collect(),
+        leader_recovery_state: 0,
+    };
+    let leader_epoch = epochs[(p.leader - 1) as usize];
+    let results = c
+        .alter_partition(p.leader, leader_epoch, &[change])
+        .unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+}
+
 pub(crate) fn partitions(c: &Controller, name: &str) -> Vec<(i32, Vec<i32>)> {
     c.image().topics[name]
         .partitions

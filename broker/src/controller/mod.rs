@@ -7,9 +7,11 @@
 mod alter_partition;
 mod batch;
 mod bootstrap;
+mod broker_configs;
 mod configs;
 mod delete;
 mod describe;
+mod election;
 mod error;
 mod leadership;
 mod lifecycle;
@@ -19,6 +21,7 @@ mod partitions;
 mod placement;
 mod producer_ids;
 mod quorum;
+mod reassignment;
 mod sessions;
 mod topics;
 
@@ -28,6 +31,7 @@ pub use bootstrap::METADATA_VERSION;
 pub use configs::{AlterOp, ConfigResource, ConfigUpdate};
 pub use delete::{DeletedTopic, TopicRef};
 pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym};
+pub use election::{ElectionResult, ElectionType};
 pub use error::{ApiError, ControllerError};
 pub use lifecycle::{BrokerHeartbeat, BrokerRegistration, HeartbeatReply};
 pub use log::{MemoryMetadataLog, MetadataLog, MetadataLogError};
@@ -35,9 +39,14 @@ pub use names::InternalTopic;
 pub use partitions::NewPartitions;
 pub use producer_ids::PRODUCER_ID_BLOCK_SIZE;
 pub use quorum::Controller;
+pub use reassignment::{reassigning, OngoingReassignment, ReassignmentResult};
 pub use sessions::monotonic_ms;
 pub use topics::{CreatedTopic, NewTopic};
 
+#[cfg(test)]
+mod election_tests;
+#[cfg(test)]
+mod exclusion_tests;
 #[cfg(test)]
 pub(crate) mod lifecycle_tests;
 #[cfg(test)]

@@ -8,7 +8,8 @@ use super::error::ApiError;
 use crate::metadata::MetadataImage;
 
 /// Replica lists for `count` new partitions, `replication_factor` replicas
-/// each, over the active brokers (unfenced, not shutting down). Each
+/// each, over the active brokers (unfenced, not shutting down) that are not
+/// excluded. Each
 /// partition's replicas spread over as many racks as possible (a broker
 /// without a rack is a rack of its own kind); `start` rotates the first
 /// broker so leaders spread across partitions, topics and added partitions.
@@ -31,8 +32,8 @@ pub fn place(
             ResponseError::InvalidReplicationFactor,
             format!(
                 "Unable to replicate the partition {rf} time(s): the target replication factor \
-                 of {rf} cannot be reached because only {} broker(s) are registered, unfenced \
-                 and not shutting down.",
+                 of {rf} cannot be reached because only {} broker(s) are registered, unfenced, \
+                 not shutting down and not excluded.",
                 brokers.len()
             ),
         ));
@@ -42,11 +43,11 @@ pub fn place(
         .collect())
 }
 
-/// The active brokers ordered so that consecutive ones are on different racks
+/// The placeable brokers ordered so that consecutive ones are on different racks
 /// where possible: the first broker of each rack, then the second of each, ...
 fn rack_alternating(image: &MetadataImage) -> Vec<(i32, Option<&str>)> {
     let mut racks: BTreeMap<Option<&str>, Vec<i32>> = BTreeMap::new();
-    for broker in image.active_brokers() {
+    for broker in image.placeable_brokers() {
         racks
             .entry(broker.rack.as_deref())
             .or_default()
@@ -81,6 +82,31 @@ fn replicas_from(brokers: &[(i32, Option<&str>)], first: usize, rf: usize) -> Ve
     replicas
 }
 
+/// Checks one list of replicas a client chose (`what` names it in the message): not
+/// empty, no broker twice, every broker registered.
+pub fn check_replica_list(
+    image: &MetadataImage,
+    what: &str,
+    replicas: &[i32],
+) -> Result<(), ApiError> {
+    let bad = |message: String| ApiError::new(ResponseError::InvalidReplicaAssignment, message);
+    if replicas.is_empty() {
+        return Err(bad(format!("{what} is empty.")));
+    }
+    let mut seen = HashSet::new();
+    for id in replicas {
+        if !seen.insert(*id) {
+            return Err(bad(format!("{what} lists broker {id} twice.")));
+        }
+        if !image.brokers.contains_key(id) {
+            return Err(bad(format!(
+                "{what} includes broker {id}, but no such broker is registered."
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks manual assignments: each non-empty, no duplicate brokers, every
 /// broker registered, one unfenced broker per partition to lead, and the same
 /// replication factor everywhere. `first` is the partition id of the first list.
@@ -93,30 +119,16 @@ pub fn validate_assignments(
     let expected = assignments.first().map_or(0, Vec::len);
     for (i, replicas) in assignments.iter().enumerate() {
         let partition = first + i;
-        if replicas.is_empty() {
-            return Err(bad(format!(
-                "The manual partition assignment for partition {partition} is empty."
-            )));
-        }
+        check_replica_list(
+            image,
+            &format!("The manual partition assignment for partition {partition}"),
+            replicas,
+        )?;
         if replicas.len() != expected {
             return Err(bad(format!(
                 "Partition {partition} has {} replica(s), but earlier partitions have {expected}.",
                 replicas.len()
             )));
-        }
-        let mut seen = HashSet::new();
-        for id in replicas {
-            if !seen.insert(*id) {
-                return Err(bad(format!(
-                    "The manual partition assignment for partition {partition} lists broker {id} twice."
-                )));
-            }
-            if !image.brokers.contains_key(id) {
-                return Err(bad(format!(
-                    "The manual partition assignment for partition {partition} includes broker {id}, \
-                     but no such broker is registered."
-                )));
-            }
         }
         if !replicas.iter().any(|id| !image.brokers[id].fenced) {
             return Err(bad(format!(
@@ -226,6 +238,21 @@ mod tests {
             ResponseError::InvalidReplicationFactor
         );
         assert_eq!(isr_and_leader(&image, &[2, 1]), (vec![2, 1], 1));
+    }
+
+    #[test]
+    fn excluded_brokers_get_no_new_replicas() {
+        let mut image = brokers(&[(1, false), (2, false), (3, false)]);
+        image
+            .broker_configs
+            .entry(2)
+            .or_default()
+            .insert(crate::metadata::image::EXCLUDED_KEY.into(), "true".into());
+        let placed = place(&image, 4, 2, 0).unwrap();
+        assert_eq!(placed, vec![vec![1, 3], vec![3, 1], vec![1, 3], vec![3, 1]]);
+        let err = place(&image, 1, 3, 0).unwrap_err();
+        assert_eq!(err.error, ResponseError::InvalidReplicationFactor);
+        assert!(err.message.contains("not excluded"), "{}", err.message);
     }
 
     #[test]

@@ -75,6 +75,11 @@ impl Controller {
         self.writer.lock()
     }
 
+    /// The writer lock if it comes free within `timeout`.
+    pub(super) fn write_within(&self, timeout: Duration) -> Option<MutexGuard<'_, WriterState>> {
+        self.writer.try_lock_for(timeout)
+    }
+
     /// Appends `records` as one batch and returns the image once they are
     /// committed and applied. Callers hold the writer lock and validated
     /// against `image`, the current one.

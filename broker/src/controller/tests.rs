@@ -21,6 +21,10 @@ fn open() -> (Arc<Controller>, MemoryMetadataLog) {
 
 /// A controller whose log already registers brokers 2.. (fenced or not).
 fn open_with_brokers(others: &[(i32, bool)]) -> Arc<Controller> {
+    configured_with_brokers(&BrokerConfig::default(), others)
+}
+
+fn configured_with_brokers(config: &BrokerConfig, others: &[(i32, bool)]) -> Arc<Controller> {
     let log = MemoryMetadataLog::new();
     for &(id, fenced) in others {
         log.push_raw(
@@ -43,7 +47,7 @@ fn open_with_brokers(others: &[(i32, bool)]) -> Arc<Controller> {
         )
         .unwrap();
     }
-    open_with(&BrokerConfig::default(), &log)
+    open_with(config, &log)
 }
 
 fn topic(name: &str, partitions: i32, rf: i16) -> NewTopic {
@@ -377,6 +381,33 @@ fn consumer_offsets_is_created_once_and_compacted() {
 }
 
 #[test]
+fn consumer_offsets_replication_factor_is_the_configured_one_or_capped_to_the_brokers() {
+    // Unset: Kafka's 3, capped to the one broker there is.
+    let c = open_with_brokers(&[]);
+    let topic = c
+        .ensure_internal_topic(InternalTopic::ConsumerOffsets)
+        .unwrap();
+    assert_eq!(topic.partitions[0].replicas.len(), 1);
+
+    // Set: exactly that, and refused while the cluster cannot hold it.
+    let config = BrokerConfig {
+        offsets_topic_replication_factor: Some(2),
+        ..BrokerConfig::default()
+    };
+    let refused = configured_with_brokers(&config, &[])
+        .ensure_internal_topic(InternalTopic::ConsumerOffsets)
+        .unwrap_err();
+    assert_eq!(
+        refused.to_api_error().error,
+        ResponseError::InvalidReplicationFactor
+    );
+    let topic = configured_with_brokers(&config, &[(2, false)])
+        .ensure_internal_topic(InternalTopic::ConsumerOffsets)
+        .unwrap();
+    assert_eq!(topic.partitions[0].replicas.len(), 2);
+}
+
+#[test]
 fn create_partitions_flows_and_errors() {
     let c = open_with_brokers(&[(2, false)]);
     create(&c, topic("t", 2, 2)).unwrap();
@@ -537,7 +568,7 @@ fn alter_configs_replace_and_incremental() {
                 ),
                 (
                     ConfigResource::Broker("1".into()),
-                    ConfigUpdate::Replace(vec![]),
+                    ConfigUpdate::Replace(vec![("num.partitions".into(), Some("3".into()))]),
                 ),
             ],
             false,
@@ -547,9 +578,10 @@ fn alter_configs_replace_and_incremental() {
         results[0].as_ref().unwrap_err().error,
         ResponseError::UnknownTopicOrPartition
     );
+    // Static broker configs stay read-only.
     assert_eq!(
         results[1].as_ref().unwrap_err().error,
-        ResponseError::InvalidRequest
+        ResponseError::InvalidConfig
     );
     assert_eq!(
         code(ConfigResource::from_wire(8, "x")),

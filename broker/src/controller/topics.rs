@@ -104,13 +104,18 @@ impl Controller {
     /// The topic `which`, created with its standard settings if missing.
     /// How an internal topic is created: its partitions, replication and configs.
     pub fn internal_topic(&self, which: InternalTopic) -> NewTopic {
-        let live = self.image().active_brokers().count();
+        let live = self.image().placeable_brokers().count();
         match which {
             InternalTopic::ConsumerOffsets => NewTopic {
                 name: which.name().into(),
                 num_partitions: self.config().offsets_topic_num_partitions,
-                // Kafka's offsets.topic.replication.factor default, capped to what exists.
-                replication_factor: live.clamp(1, 3) as i16,
+                // As configured, or Kafka's default of 3 capped to what exists. A
+                // configured factor the cluster cannot hold yet fails, as in Kafka,
+                // and FindCoordinator answers COORDINATOR_NOT_AVAILABLE until it can.
+                replication_factor: self
+                    .config()
+                    .offsets_topic_replication_factor
+                    .unwrap_or(live.clamp(1, 3) as i16),
                 assignments: Vec::new(),
                 configs: vec![
                     ("cleanup.policy".into(), Some("compact".into())),

@@ -19,7 +19,7 @@ impl GroupCoordinator {
         group_ids
             .iter()
             .map(|id| {
-                inner.check_active()?;
+                inner.check_serves(self.partition_of(id))?;
                 let group = inner.groups.get(id).ok_or(GroupError::GroupIdNotFound)?;
                 Ok(group.describe())
             })
@@ -44,7 +44,7 @@ impl GroupCoordinator {
         let mut groups: Vec<GroupListing> = inner
             .groups
             .values()
-            .filter(|g| matches(states, g.state.name()))
+            .filter(|g| inner.serves(self.partition_of(&g.id)) && matches(states, g.state.name()))
             .map(|g| GroupListing {
                 group_id: g.id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
@@ -61,7 +61,7 @@ impl GroupCoordinator {
         group_ids
             .iter()
             .map(|id| {
-                inner.check_active()?;
+                inner.check_serves(self.partition_of(id))?;
                 let group = inner.groups.get(id).ok_or(GroupError::GroupIdNotFound)?;
                 match group.state {
                     GroupState::Empty => {}

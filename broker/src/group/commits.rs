@@ -22,7 +22,7 @@ impl GroupCoordinator {
         params: OffsetCommitParams,
     ) -> Result<Vec<PartitionResult>, GroupError> {
         let mut inner = self.inner.lock();
-        inner.check_active()?;
+        inner.check_serves(self.partition_of(&params.group_id))?;
         let now_ms = self.now_ms();
         let group = match inner.groups.entry(params.group_id.clone()) {
             Entry::Occupied(entry) => entry.into_mut(),
@@ -93,7 +93,7 @@ impl GroupCoordinator {
         _require_stable: bool,
     ) -> Result<Vec<FetchedOffset>, GroupError> {
         let inner = self.inner.lock();
-        inner.check_active()?;
+        inner.check_serves(self.partition_of(group_id))?;
         let group = inner.groups.get(group_id);
         let lookup = |topic: &str, partition: i32| {
             let committed = group.and_then(|g| g.offsets.get(&(topic.to_string(), partition)));
@@ -123,7 +123,7 @@ impl GroupCoordinator {
         partitions: Vec<(String, i32)>,
     ) -> Result<Vec<PartitionResult>, GroupError> {
         let mut inner = self.inner.lock();
-        inner.check_active()?;
+        inner.check_serves(self.partition_of(group_id))?;
         let group = inner
             .groups
             .get(group_id)
@@ -175,6 +175,9 @@ impl GroupCoordinator {
         }
         let mut work: Vec<(String, Vec<(String, i32)>)> = Vec::new();
         for group in inner.groups.values() {
+            if !inner.serves(self.partition_of(&group.id)) {
+                continue;
+            }
             let expired = group.expired_offsets(now, self.config.offsets_retention_ms);
             let dead_already = group.state == GroupState::Empty && group.offsets.is_empty();
             if !expired.is_empty() || dead_already {

@@ -1,7 +1,7 @@
 //! The coordinator object: owns the groups, the background tasks and the store.
 //! The protocol operations live in `rebalance.rs`, `commits.rs` and `admin.rs`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,6 +27,13 @@ pub(super) enum Status {
 pub(super) struct Inner {
     pub status: Status,
     pub groups: HashMap<String, ClassicGroup>,
+    /// The `__consumer_offsets` partitions whose groups this node serves: those it
+    /// leads. `None` serves them all (one node that is every partition's leader).
+    pub owned: Option<HashSet<i32>>,
+    /// Partitions the metadata says this node leads whose groups are not
+    /// served yet: their requests hear COORDINATOR_LOAD_IN_PROGRESS, which
+    /// clients retry in place, rather than NOT_COORDINATOR.
+    pub loading: HashSet<i32>,
 }
 
 impl Inner {
@@ -37,6 +44,23 @@ impl Inner {
             Status::Loading => Err(GroupError::CoordinatorLoadInProgress),
             Status::ShutDown => Err(GroupError::CoordinatorNotAvailable),
         }
+    }
+
+    /// [`Self::check_active`], and that the group's partition is served here.
+    pub fn check_serves(&self, partition: i32) -> Result<(), GroupError> {
+        self.check_active()?;
+        match &self.owned {
+            Some(owned) if owned.contains(&partition) => Ok(()),
+            Some(_) if self.loading.contains(&partition) => {
+                Err(GroupError::CoordinatorLoadInProgress)
+            }
+            Some(_) => Err(GroupError::NotCoordinator),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn serves(&self, partition: i32) -> bool {
+        self.owned.as_ref().is_none_or(|o| o.contains(&partition))
     }
 }
 
@@ -81,6 +105,8 @@ impl GroupCoordinator {
             inner: Mutex::new(Inner {
                 status: Status::Loading,
                 groups: HashMap::new(),
+                owned: None,
+                loading: HashSet::new(),
             }),
             me: me.clone(),
             next_timer_id: AtomicU64::new(1),
@@ -114,7 +140,8 @@ impl GroupCoordinator {
         self.epoch_ms + self.started.elapsed().as_millis() as i64
     }
 
-    pub(super) fn partition_of(&self, group_id: &str) -> i32 {
+    /// The `__consumer_offsets` partition that holds `group_id`.
+    pub fn partition_of(&self, group_id: &str) -> i32 {
         partition_for(group_id, self.config.offsets_topic_num_partitions)
     }
 

@@ -20,6 +20,8 @@ pub enum GroupError {
     CoordinatorNotAvailable,
     #[error("the coordinator is loading its groups")]
     CoordinatorLoadInProgress,
+    #[error("this broker does not lead the group's __consumer_offsets partition")]
+    NotCoordinator,
     #[error("unknown member id")]
     UnknownMemberId,
     #[error("illegal generation")]
@@ -57,6 +59,7 @@ impl GroupError {
             GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
             GroupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
             GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            GroupError::NotCoordinator => ResponseError::NotCoordinator,
             GroupError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
             GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
             GroupError::IllegalGeneration => ResponseError::IllegalGeneration,

@@ -34,7 +34,7 @@ impl GroupCoordinator {
             if params.group_id.is_empty() {
                 return Err(GroupError::InvalidGroupId);
             }
-            inner.check_active()?;
+            inner.check_serves(self.partition_of(&params.group_id))?;
             let timeout = params.session_timeout_ms;
             if timeout < self.config.min_session_timeout_ms
                 || timeout > self.config.max_session_timeout_ms

@@ -1,6 +1,7 @@
-//! Rebuilds groups and offsets from `__consumer_offsets` when the coordinator starts.
+//! Rebuilds groups and offsets from `__consumer_offsets` when the coordinator starts,
+//! or when this node starts leading some of its partitions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::classic_group::ClassicGroup;
 use super::coordinator::{GroupCoordinator, Status};
@@ -15,8 +16,105 @@ impl GroupCoordinator {
         if self.inner.lock().status == Status::Active {
             return Ok(());
         }
+        let all: Vec<i32> = (0..self.config.offsets_topic_num_partitions).collect();
+        let groups = self.replay(&all)?;
+        let count = groups.len();
+        self.activate(Some(groups), None)?;
+        tracing::info!(groups = count, "group coordinator loaded");
+        Ok(())
+    }
+
+    /// Serves no partition until [`Self::serve_partitions`]: for a node among
+    /// several, which coordinates the groups of the partitions it leads.
+    pub fn serve_led_partitions_only(&self) -> Result<(), GroupError> {
+        self.activate(None, Some(HashSet::new()))
+    }
+
+    /// This node now leads `partitions`: their groups are replayed from the
+    /// store and served from here on.
+    pub fn serve_partitions(&self, partitions: &[i32]) -> Result<(), GroupError> {
+        let groups = self.replay(partitions)?;
+        let mut inner = self.inner.lock();
+        inner.check_active()?;
+        let count = groups.len();
+        inner.groups.extend(groups);
+        if let Some(owned) = &mut inner.owned {
+            owned.extend(partitions);
+        }
+        tracing::info!(
+            ?partitions,
+            groups = count,
+            "coordinating the groups of __consumer_offsets partitions led here"
+        );
+        Ok(())
+    }
+
+    /// Whether the groups of `partition` are served here now.
+    pub fn serves_partition(&self, partition: i32) -> bool {
+        let inner = self.inner.lock();
+        inner.check_active().is_ok() && inner.serves(partition)
+    }
+
+    /// The metadata says this node leads `partitions`, whose groups are not
+    /// served yet (the replica has not taken the role, or they are loading).
+    pub fn expect_partitions(&self, partitions: HashSet<i32>) {
+        self.inner.lock().loading = partitions;
+    }
+
+    /// This node no longer leads `partitions`: their groups are dropped, and
+    /// members waiting on them are told to find the new coordinator.
+    pub fn release_partitions(&self, partitions: &[i32]) {
+        let mut inner = self.inner.lock();
+        let Some(owned) = &mut inner.owned else {
+            return;
+        };
+        for p in partitions {
+            owned.remove(p);
+        }
+        let leaving: Vec<String> = inner
+            .groups
+            .keys()
+            .filter(|id| partitions.contains(&self.partition_of(id)))
+            .cloned()
+            .collect();
+        for id in &leaving {
+            if let Some(mut group) = inner.groups.remove(id) {
+                for member in group.members.values_mut() {
+                    member.reply_join(Err(GroupError::NotCoordinator));
+                    member.reply_sync(Err(GroupError::NotCoordinator));
+                }
+            }
+        }
+        tracing::info!(
+            ?partitions,
+            groups = leaving.len(),
+            "no longer coordinating these partitions' groups"
+        );
+    }
+
+    /// Starts serving with `groups` and `owned`, and starts offset retention.
+    fn activate(
+        &self,
+        groups: Option<HashMap<String, ClassicGroup>>,
+        owned: Option<HashSet<i32>>,
+    ) -> Result<(), GroupError> {
+        {
+            let mut inner = self.inner.lock();
+            if inner.status == Status::ShutDown {
+                return Err(GroupError::CoordinatorNotAvailable);
+            }
+            inner.groups = groups.unwrap_or_default();
+            inner.owned = owned;
+            inner.status = Status::Active;
+        }
+        self.start_retention_task();
+        Ok(())
+    }
+
+    /// The groups that `partitions` of `__consumer_offsets` hold.
+    fn replay(&self, partitions: &[i32]) -> Result<HashMap<String, ClassicGroup>, GroupError> {
         let mut latest: HashMap<RecordKey, Option<bytes::Bytes>> = HashMap::new();
-        for partition in 0..self.config.offsets_topic_num_partitions {
+        for &partition in partitions {
             for (key, value) in self.store.load(partition)? {
                 match RecordKey::decode(&key) {
                     Ok(key) => {
@@ -55,18 +153,7 @@ impl GroupCoordinator {
                 },
             }
         }
-        let count = groups.len();
-        {
-            let mut inner = self.inner.lock();
-            if inner.status == Status::ShutDown {
-                return Err(GroupError::CoordinatorNotAvailable);
-            }
-            inner.groups = groups;
-            inner.status = Status::Active;
-        }
-        self.start_retention_task();
-        tracing::info!(groups = count, "group coordinator loaded");
-        Ok(())
+        Ok(groups)
     }
 }
 

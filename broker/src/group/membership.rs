@@ -21,7 +21,7 @@ impl GroupCoordinator {
             if params.group_id.is_empty() {
                 return Err(GroupError::InvalidGroupId);
             }
-            inner.check_active()?;
+            inner.check_serves(self.partition_of(&params.group_id))?;
             let group = inner
                 .groups
                 .get_mut(&params.group_id)
@@ -103,7 +103,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
-        inner.check_active()?;
+        inner.check_serves(self.partition_of(group_id))?;
         let group = inner
             .groups
             .get_mut(group_id)
@@ -133,7 +133,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
-        inner.check_active()?;
+        inner.check_serves(self.partition_of(group_id))?;
         let Some(group) = inner.groups.get_mut(group_id) else {
             return Ok(leaving
                 .iter()

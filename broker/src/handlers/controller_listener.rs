@@ -15,8 +15,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::forward::{run_blocking, Forwardable};
 use super::{
-    alter_partition, api_name, api_versions, broker_lifecycle, configs, producer_ids, topics,
-    DispatchError, ADMIN_API_VERSIONS,
+    alter_partition, api_name, api_versions, broker_lifecycle, configs, elect_leaders,
+    producer_ids, reassignments, topics, DispatchError, ADMIN_API_VERSIONS,
 };
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
@@ -215,6 +215,19 @@ impl crate::network::Service for ControllerService {
                     self.on_active(r, |c, r| topics::create_partitions(c, version, r))
                 })
             }
+            ApiKey::ElectLeaders => route!((api, version, frame), ElectLeadersRequest, |_, r| {
+                self.on_active(r, |c, r| elect_leaders::elect_leaders(c, version, r))
+            }),
+            ApiKey::AlterPartitionReassignments => route!(
+                (api, version, frame),
+                AlterPartitionReassignmentsRequest,
+                |_, r| self.on_active(r, reassignments::alter)
+            ),
+            ApiKey::ListPartitionReassignments => route!(
+                (api, version, frame),
+                ListPartitionReassignmentsRequest,
+                |_, r| self.on_active(r, reassignments::list)
+            ),
             ApiKey::AlterConfigs => route!((api, version, frame), AlterConfigsRequest, |_, r| {
                 self.on_active(r, |c, r| configs::alter_configs(c, version, r))
             }),

@@ -6,6 +6,7 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::controller::InternalTopic;
 use crate::server::BrokerState;
 
 pub const VERSIONS: &[(ApiKey, i16, i16)] = &[(ApiKey::FindCoordinator, 0, 6)];
@@ -51,10 +52,38 @@ async fn find(state: &BrokerState, key_type: i8, key: StrBytes) -> Coordinator {
             )));
     }
     if let Err(code) = state.ensure_offsets_topic().await {
-        return base.with_error_code(code);
+        // Retriable for the client, as in Kafka: e.g. fewer brokers yet than
+        // offsets.topic.replication.factor.
+        let cause =
+            ResponseError::try_from_code(code).map_or(code.to_string(), |e| format!("{e:?}"));
+        return base
+            .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+            .with_error_message(Some(StrBytes::from_string(format!(
+                "the group coordinator is not available: creating __consumer_offsets failed with {cause}"
+            ))));
     }
-    let (host, port) = state.advertised_client_address();
-    base.with_node_id(BrokerId(state.config.node_id))
+    // The coordinator is the leader of the group's partition of __consumer_offsets.
+    let image = state.image();
+    let partition = state.groups.partition_of(&base.key);
+    let leader = image
+        .topic(InternalTopic::ConsumerOffsets.name())
+        .and_then(|t| t.partitions.get(partition as usize))
+        .map(|p| p.leader);
+    let address = leader
+        .and_then(|id| image.brokers.get(&id))
+        .filter(|b| !b.fenced)
+        .and_then(|b| Some((b.id, crate::server::listeners::broker_address(b)?)));
+    // Led here but not loaded yet: clients look again shortly.
+    let address = address
+        .filter(|(id, _)| *id != state.config.node_id || state.groups.serves_partition(partition));
+    let Some((id, (host, port))) = address else {
+        return base
+            .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+            .with_error_message(Some(StrBytes::from_string(format!(
+                "partition {partition} of __consumer_offsets has no leader yet, or it is loading"
+            ))));
+    };
+    base.with_node_id(BrokerId(id))
         .with_host(StrBytes::from_string(host))
         .with_port(port as i32)
 }

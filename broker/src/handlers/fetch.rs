@@ -1,7 +1,9 @@
 //! Fetch: whole batches straight from segment files, with long polling until
 //! `min_bytes` are there or `max_wait_ms` passes. Consumers read up to the
 //! high watermark; follower replicas read up to the log end, and their fetch
-//! offsets tell the leader how far they got.
+//! offsets tell the leader how far they got. From v11 consumers may read from
+//! a follower (KIP-392): with the rack-aware replica selector, the leader
+//! sends a consumer that names its rack to an in-sync replica in that rack.
 
 use std::time::Duration;
 
@@ -10,11 +12,16 @@ use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
-use crate::metadata::MetadataImage;
+use crate::metadata::{MetadataImage, PartitionImage};
+use crate::replication::Partition;
 use crate::server::{BrokerState, PartitionError};
+use crate::storage::TopicPartition;
+
+/// The first version whose consumers may read from followers (KIP-392).
+const FOLLOWER_READS_VERSION: i16 = 11;
 
 pub const VERSIONS: &[(ApiKey, i16, i16)] = &[(ApiKey::Fetch, 4, 17)];
 
@@ -23,34 +30,77 @@ pub async fn handle(state: &BrokerState, version: i16, request: FetchRequest) ->
     loop {
         // Subscribe before reading so an append between the read and the wait still wakes us.
         let mut appends = state.subscribe_appends();
-        let (response, bytes, had_error) = read_all(state, version, &request);
-        if bytes >= request.min_bytes.max(0) as usize || had_error || Instant::now() >= deadline {
-            return response;
+        let reading = read_all(state, version, &request);
+        if reading.bytes >= request.min_bytes.max(0) as usize
+            || reading.had_error
+            || Instant::now() >= deadline
+        {
+            return answer(state, version, &request, reading);
         }
         tokio::select! {
             _ = appends.changed() => {}
             _ = tokio::time::sleep_until(deadline) => {
-                return read_all(state, version, &request).0;
+                let reading = read_all(state, version, &request);
+                return answer(state, version, &request, reading);
             }
         }
     }
 }
 
-/// Reads every requested partition once; returns the response, the record
-/// bytes in it, and whether any partition failed (which answers at once).
-fn read_all(
+/// One pass over every requested partition.
+struct Reading {
+    response: FetchResponse,
+    /// Record bytes in the response, in all and per requested topic.
+    bytes: usize,
+    topic_bytes: Vec<usize>,
+    /// A partition failed: the answer goes out at once.
+    had_error: bool,
+}
+
+/// The reading that is answered, counted in the bytes-out metrics: consumer
+/// bytes by topic, follower bytes as replication traffic, as in Kafka. Passes
+/// of a long poll that are not answered count nothing.
+fn answer(
     state: &BrokerState,
     version: i16,
     request: &FetchRequest,
-) -> (FetchResponse, usize, bool) {
+    reading: Reading,
+) -> FetchResponse {
+    let metrics = &state.metrics;
+    if fetching_replica(version, request).is_some() {
+        metrics.replication_bytes_out.inc_by(reading.bytes as u64);
+        return reading.response;
+    }
+    let image = state.image();
+    for (topic, bytes) in request.topics.iter().zip(&reading.topic_bytes) {
+        let name = if version >= 13 {
+            image.topic_by_id(&topic.topic_id).map(|t| t.name.as_str())
+        } else {
+            Some(topic.topic.0.as_str())
+        };
+        if let (Some(name), 1..) = (name, *bytes) {
+            metrics
+                .bytes_out
+                .with_label_values(&[name])
+                .inc_by(*bytes as u64);
+        }
+    }
+    reading.response
+}
+
+/// Reads every requested partition once.
+fn read_all(state: &BrokerState, version: i16, request: &FetchRequest) -> Reading {
     let image = state.image();
     let replica = fetching_replica(version, request);
+    let follower_reads = version >= FOLLOWER_READS_VERSION && replica.is_none();
+    let client_rack = Some(request.rack_id.as_str()).filter(|r| follower_reads && !r.is_empty());
     let mut budget = if request.max_bytes > 0 {
         request.max_bytes as usize
     } else {
         usize::MAX
     };
     let mut total = 0usize;
+    let mut topic_bytes = Vec::with_capacity(request.topics.len());
     let mut had_error = false;
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
@@ -61,6 +111,7 @@ fn read_all(
             Some(topic.topic.0.as_str())
         };
         let mut partitions = Vec::with_capacity(topic.partitions.len());
+        let before = total;
         for p in &topic.partitions {
             let base = PartitionData::default().with_partition_index(p.partition);
             let result = match name {
@@ -72,6 +123,8 @@ fn read_all(
                         min_one_batch: total == 0,
                         replica,
                         divergence_check: version >= 12,
+                        follower_reads,
+                        client_rack,
                     };
                     read_partition(state, &image, name, p, read)
                 }
@@ -85,6 +138,7 @@ fn read_all(
                         .with_log_start_offset(read.log_start_offset)
                         .with_aborted_transactions(None)
                         .with_diverging_epoch(read.diverging.unwrap_or_else(no_divergence))
+                        .with_preferred_read_replica(BrokerId(read.preferred_read_replica))
                         .with_records(Some(read.records))
                 }
                 Err(e) => {
@@ -97,6 +151,7 @@ fn read_all(
                 }
             });
         }
+        topic_bytes.push(total - before);
         topics.push(
             FetchableTopicResponse::default()
                 // Versions before 13 echo the request's name; later ones carry only the id.
@@ -105,12 +160,12 @@ fn read_all(
                 .with_partitions(partitions),
         );
     }
-    state.metrics.bytes_out.inc_by(total as u64);
-    (
-        FetchResponse::default().with_responses(topics),
-        total,
+    Reading {
+        response: FetchResponse::default().with_responses(topics),
+        bytes: total,
+        topic_bytes,
         had_error,
-    )
+    }
 }
 
 /// The follower replica asking, as (broker id, broker epoch): v15+ name it
@@ -129,12 +184,16 @@ fn fetching_replica(version: i16, request: &FetchRequest) -> Option<(i32, i64)> 
 
 /// How to read one partition.
 #[derive(Clone, Copy)]
-struct Read {
+struct Read<'a> {
     max_bytes: usize,
     min_one_batch: bool,
     replica: Option<(i32, i64)>,
     /// The request carries `last_fetched_epoch` (v12+).
     divergence_check: bool,
+    /// A consumer that may be served by a follower (v11+).
+    follower_reads: bool,
+    /// The consumer's `client.rack`, if it named one.
+    client_rack: Option<&'a str>,
 }
 
 struct PartitionRead {
@@ -142,6 +201,8 @@ struct PartitionRead {
     high_watermark: i64,
     log_start_offset: i64,
     diverging: Option<EpochEndOffset>,
+    /// Where the consumer should fetch from instead (-1: here).
+    preferred_read_replica: i32,
 }
 
 fn no_divergence() -> EpochEndOffset {
@@ -155,10 +216,33 @@ fn read_partition(
     request: &FetchPartition,
     read: Read,
 ) -> Result<PartitionRead, PartitionError> {
-    let (partition, meta) = state.leader_partition(image, topic, request.partition)?;
+    let (partition, meta) = match state.leader_partition(image, topic, request.partition) {
+        Ok(found) => found,
+        Err(not_leader) if read.follower_reads => {
+            follower_partition(state, image, topic, request.partition).ok_or(not_leader)?
+        }
+        Err(error) => return Err(error),
+    };
     check_leader_epoch(request.current_leader_epoch, meta.leader_epoch)?;
     let log = &partition.log;
+    if let Some(rack) = read
+        .client_rack
+        .filter(|_| state.config.leadership.rack_aware_replica_selector)
+    {
+        if let Some(replica) =
+            preferred_read_replica(state, image, &partition, meta, rack, request.fetch_offset)
+        {
+            return Ok(PartitionRead {
+                records: bytes::Bytes::new(),
+                high_watermark: partition.high_watermark(),
+                log_start_offset: log.log_start_offset(),
+                diverging: None,
+                preferred_read_replica: replica,
+            });
+        }
+    }
     let upper_bound = match read.replica {
+        // A follower's high watermark is the leader's as of its last fetch.
         None => partition.high_watermark(),
         Some(replica) => {
             if read.divergence_check {
@@ -168,6 +252,7 @@ fn read_partition(
                         high_watermark: partition.high_watermark(),
                         log_start_offset: log.log_start_offset(),
                         diverging: Some(diverging),
+                        preferred_read_replica: -1,
                     });
                 }
             }
@@ -179,6 +264,7 @@ fn read_partition(
                     meta.leader_epoch,
                     replica,
                     request.fetch_offset,
+                    request.log_start_offset,
                 )
                 .map_err(PartitionError::new)?;
             log.log_end_offset()
@@ -198,7 +284,62 @@ fn read_partition(
         high_watermark: partition.high_watermark(),
         log_start_offset: log.log_start_offset(),
         diverging: None,
+        preferred_read_replica: -1,
     })
+}
+
+/// The partition when this node follows it, for a consumer reading from a follower.
+fn follower_partition<'a>(
+    state: &BrokerState,
+    image: &'a MetadataImage,
+    topic: &str,
+    partition: i32,
+) -> Option<(std::sync::Arc<Partition>, &'a PartitionImage)> {
+    let meta = image.partition(topic, partition)?;
+    if !meta.replicas.contains(&state.config.node_id) {
+        return None;
+    }
+    let hosted = state
+        .replicas
+        .partition(&TopicPartition::new(topic, partition))?;
+    // Only a follower in the image's leader epoch knows that leader's high watermark.
+    (hosted.follower_epoch() == Some(meta.leader_epoch)).then_some((hosted, meta))
+}
+
+/// Kafka's RackAwareReplicaSelector, on the leader: None keeps the consumer
+/// here (this node is in its rack, or no replica there can serve it), else the
+/// in-sync replica in its rack that has the most of the log.
+fn preferred_read_replica(
+    state: &BrokerState,
+    image: &MetadataImage,
+    partition: &Partition,
+    meta: &PartitionImage,
+    rack: &str,
+    fetch_offset: i64,
+) -> Option<i32> {
+    let local = state.config.node_id;
+    let in_rack = |id: i32| {
+        image
+            .brokers
+            .get(&id)
+            .is_some_and(|b| !b.fenced && b.rack.as_deref() == Some(rack))
+    };
+    if meta.leader != local || in_rack(local) {
+        return None;
+    }
+    partition
+        .with_leader(meta.leader_epoch, |leader, _| {
+            meta.replicas
+                .iter()
+                .copied()
+                .filter(|id| *id != local && in_rack(*id) && leader.isr.isr.contains(id))
+                .filter_map(|id| Some((leader.follower(id)?.log_end_offset, id)))
+                .filter(|(end, _)| *end >= fetch_offset)
+                .max()
+                .map(|(_, id)| id)
+        })
+        .ok()
+        .flatten()
 }
 
 /// Where a follower's log diverges from ours (KIP-595's fetch-based

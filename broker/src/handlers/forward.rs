@@ -8,11 +8,14 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     alter_configs_response, create_partitions_response, create_topics_response,
-    delete_topics_response, incremental_alter_configs_response, AllocateProducerIdsRequest,
-    AlterConfigsRequest, AlterConfigsResponse, AlterPartitionRequest, BrokerHeartbeatRequest,
-    BrokerRegistrationRequest, CreatePartitionsRequest, CreatePartitionsResponse,
-    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    delete_topics_request, delete_topics_response, incremental_alter_configs_response,
+    AllocateProducerIdsRequest, AlterConfigsRequest, AlterConfigsResponse,
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, AlterPartitionRequest,
+    BrokerHeartbeatRequest, BrokerRegistrationRequest, CreatePartitionsRequest,
+    CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, ElectLeadersRequest, ElectLeadersResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -25,8 +28,14 @@ use crate::server::BrokerState;
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// A controller request whose every item can be failed with one error.
-pub trait Forwardable: ControllerRpc {
+pub trait Forwardable: ControllerRpc + Sized {
     fn fail_all(&self, code: i16, message: &str) -> Self::Response;
+
+    /// The request as it must look at the newest version, which the forwarder sends: a
+    /// field that only older versions carry would be left out on the wire.
+    fn for_newest_version(self) -> Self {
+        self
+    }
 }
 
 /// Runs `local` when this node is the active controller, else forwards.
@@ -43,6 +52,7 @@ where
     if state.controller_is_local() {
         return run_blocking(local(&state.controller, request));
     }
+    let request = request.for_newest_version();
     match state
         .controller_channel
         .send(&request, FORWARD_TIMEOUT)
@@ -130,6 +140,17 @@ impl Forwardable for DeleteTopicsRequest {
                 })
                 .collect(),
         )
+    }
+
+    /// Up to v5 topics are named in `topic_names`, from v6 in `topics`: a v4 request
+    /// forwarded as v6 reached the controller with no topics and was answered with none,
+    /// and the client waited for its results until it timed out.
+    fn for_newest_version(mut self) -> Self {
+        for name in std::mem::take(&mut self.topic_names) {
+            self.topics
+                .push(delete_topics_request::DeleteTopicState::default().with_name(Some(name)));
+        }
+        self
     }
 }
 
@@ -227,3 +248,72 @@ fail_top_level!(
     BrokerRegistrationRequest,
     BrokerHeartbeatRequest,
 );
+
+impl ControllerRpc for ElectLeadersRequest {
+    fn not_controller(response: &ElectLeadersResponse) -> bool {
+        response.error_code == NOT_CONTROLLER
+            || response
+                .replica_election_results
+                .iter()
+                .flat_map(|t| &t.partition_result)
+                .any(|p| p.error_code == NOT_CONTROLLER)
+    }
+}
+
+impl Forwardable for ElectLeadersRequest {
+    fn fail_all(&self, code: i16, text: &str) -> ElectLeadersResponse {
+        // Forwarded requests are sent at v1+, where the top-level error exists.
+        super::elect_leaders::failed(self, 2, code, text)
+    }
+}
+
+impl ControllerRpc for AlterPartitionReassignmentsRequest {
+    fn not_controller(response: &AlterPartitionReassignmentsResponse) -> bool {
+        response.error_code == NOT_CONTROLLER
+            || response
+                .responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .any(|p| p.error_code == NOT_CONTROLLER)
+    }
+}
+
+impl Forwardable for AlterPartitionReassignmentsRequest {
+    fn fail_all(&self, code: i16, text: &str) -> AlterPartitionReassignmentsResponse {
+        super::reassignments::alter_failed(self, code, text)
+    }
+}
+
+impl ControllerRpc for ListPartitionReassignmentsRequest {
+    fn not_controller(response: &ListPartitionReassignmentsResponse) -> bool {
+        response.error_code == NOT_CONTROLLER
+    }
+}
+
+impl Forwardable for ListPartitionReassignmentsRequest {
+    fn fail_all(&self, code: i16, text: &str) -> ListPartitionReassignmentsResponse {
+        ListPartitionReassignmentsResponse::default()
+            .with_error_code(code)
+            .with_error_message(message(text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::{DeleteTopicsRequest, TopicName};
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+    use super::Forwardable;
+
+    #[test]
+    fn delete_topics_by_name_survives_forwarding_at_the_newest_version() {
+        let name = TopicName(StrBytes::from_static_str("t1"));
+        let old = DeleteTopicsRequest::default().with_topic_names(vec![name.clone()]);
+        let mut wire = bytes::BytesMut::new();
+        old.for_newest_version().encode(&mut wire, 6).unwrap();
+        let seen = DeleteTopicsRequest::decode(&mut wire.freeze(), 6).unwrap();
+        assert_eq!(seen.topics.len(), 1);
+        assert_eq!(seen.topics[0].name, Some(name));
+        assert!(seen.topic_names.is_empty());
+    }
+}

@@ -1,6 +1,7 @@
 //! Consumer group APIs: kafka-protocol requests in, coordinator calls, responses out,
 //! with each field set only in the versions that have it.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -240,6 +241,59 @@ fn by_topic<T>(
         }
     }
     topics
+}
+
+/// Answers an OffsetCommit only once the followers in the ISR have the group's
+/// `__consumer_offsets` records, as Kafka commits with acks=all: a commit the
+/// leader alone held could be lost when another replica takes over. Partitions
+/// that committed get COORDINATOR_NOT_AVAILABLE (or NOT_COORDINATOR, or
+/// REQUEST_TIMED_OUT) when that does not happen, so the client retries.
+pub async fn after_replication(
+    state: &crate::server::BrokerState,
+    group: &str,
+    mut response: OffsetCommitResponse,
+    timeout: std::time::Duration,
+) -> OffsetCommitResponse {
+    if response
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .all(|p| p.error_code != 0)
+    {
+        return response;
+    }
+    let tp = crate::storage::TopicPartition::new(
+        crate::controller::InternalTopic::ConsumerOffsets.name(),
+        state.groups.partition_of(group),
+    );
+    let replicated = async {
+        let hosted = state
+            .replicas
+            .partition(&tp)
+            .ok_or(ResponseError::NotCoordinator)?;
+        let epoch = hosted.leader_epoch().ok_or(ResponseError::NotCoordinator)?;
+        let min_isr = hosted.log.config().min_insync_replicas.max(1) as usize;
+        let end = hosted.log.log_end_offset();
+        hosted.wait_replicated(end, epoch, min_isr).await
+    };
+    let error = match tokio::time::timeout(timeout, replicated).await {
+        Ok(Ok(())) => return response,
+        Ok(Err(ResponseError::NotLeaderOrFollower)) | Ok(Err(ResponseError::NotCoordinator)) => {
+            ResponseError::NotCoordinator
+        }
+        Ok(Err(_)) => ResponseError::CoordinatorNotAvailable,
+        Err(_) => ResponseError::RequestTimedOut,
+    };
+    for p in response
+        .topics
+        .iter_mut()
+        .flat_map(|t| t.partitions.iter_mut())
+    {
+        if p.error_code == 0 {
+            p.error_code = error.code();
+        }
+    }
+    response
 }
 
 /// `partition_exists` filters out commits for partitions the cluster does not

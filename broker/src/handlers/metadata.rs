@@ -10,6 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use crate::metadata::{MetadataImage, TopicImage};
+use crate::server::listeners::broker_address;
 use crate::server::BrokerState;
 
 pub const VERSIONS: &[(ApiKey, i16, i16)] = &[(ApiKey::Metadata, 0, 12)];
@@ -98,12 +99,16 @@ fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
         .brokers
         .values()
         .filter(|b| !b.fenced)
-        .map(|b| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(b.port as i32)
-                .with_rack(b.rack.clone().map(StrBytes::from_string))
+        .filter_map(|b| {
+            // The address on the listener this request came in on.
+            let (host, port) = broker_address(b)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(host))
+                    .with_port(port as i32)
+                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
+            )
         })
         .collect()
 }

@@ -36,6 +36,7 @@ pub mod cluster;
 pub mod configs;
 pub mod controller_listener;
 pub mod coordinator;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod forward;
 pub mod groups;
@@ -43,6 +44,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 pub mod producer_ids;
+pub mod reassignments;
 pub mod records;
 pub mod topics;
 
@@ -73,6 +75,9 @@ pub const ADMIN_API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 /// Every API this broker implements, with the versions it serves.
@@ -184,6 +189,24 @@ pub async fn dispatch(
                 via_controller(state, r, |c, r| topics::create_partitions(c, version, r))
             })
         }
+        ApiKey::ElectLeaders => route!((api, version, frame), ElectLeadersRequest, |_, r| {
+            async move {
+                let response =
+                    via_controller(state, r, |c, r| elect_leaders::elect_leaders(c, version, r))
+                        .await;
+                elect_leaders::at_version(response, version)
+            }
+        }),
+        ApiKey::AlterPartitionReassignments => route!(
+            (api, version, frame),
+            AlterPartitionReassignmentsRequest,
+            |_, r| via_controller(state, r, reassignments::alter)
+        ),
+        ApiKey::ListPartitionReassignments => route!(
+            (api, version, frame),
+            ListPartitionReassignmentsRequest,
+            |_, r| via_controller(state, r, reassignments::list)
+        ),
         ApiKey::DescribeConfigs => route!((api, version, frame), DescribeConfigsRequest, |_, r| {
             configs::describe_configs(&state.controller, version, r)
         }),
@@ -226,7 +249,14 @@ pub async fn dispatch(
             let image = state.image();
             let exists =
                 move |topic: &str, partition: i32| image.partition(topic, partition).is_some();
-            groups::offset_commit(&state.groups, exists, version, r)
+            async move {
+                let group = r.group_id.0.to_string();
+                let timeout = std::time::Duration::from_millis(
+                    state.config.replica_lag_time_max_ms.max(5_000),
+                );
+                let response = groups::offset_commit(&state.groups, exists, version, r).await;
+                groups::after_replication(state, &group, response, timeout).await
+            }
         }),
         ApiKey::OffsetFetch => route!((api, version, frame), OffsetFetchRequest, |_, r| {
             groups::offset_fetch(&state.groups, version, r)
@@ -324,6 +354,9 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::BrokerRegistration => "BrokerRegistration",
         ApiKey::BrokerHeartbeat => "BrokerHeartbeat",
         ApiKey::AlterPartition => "AlterPartition",
+        ApiKey::ElectLeaders => "ElectLeaders",
+        ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
+        ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
         _ => "Other",
     }
 }
@@ -347,6 +380,11 @@ mod tests {
                 ApiKey::AlterConfigs => AlterConfigsResponse::VERSIONS,
                 ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsResponse::VERSIONS,
                 ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
+                ApiKey::ElectLeaders => ElectLeadersResponse::VERSIONS,
+                ApiKey::AlterPartitionReassignments => {
+                    AlterPartitionReassignmentsResponse::VERSIONS
+                }
+                ApiKey::ListPartitionReassignments => ListPartitionReassignmentsResponse::VERSIONS,
                 other => panic!("unexpected api {other:?}"),
             };
             assert!(range.min <= min && max <= range.max, "{api:?}");

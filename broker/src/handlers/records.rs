@@ -12,6 +12,12 @@ use kafka_protocol::messages::{
     OffsetForLeaderEpochResponse,
 };
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::replication::Partition;
 use crate::server::{BrokerState, PartitionError};
 use crate::storage::{UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 
@@ -23,12 +29,21 @@ pub const VERSIONS: &[(ApiKey, i16, i16)] = &[
 /// DeleteRecords' "up to the high watermark".
 const HIGH_WATERMARK: i64 = -1;
 
+/// How often a DeleteRecords looks whether the followers moved their log start.
+const LOW_WATERMARK_POLL: Duration = Duration::from_millis(20);
+
+/// Moves each partition's log start on its leader, then (as Kafka's delayed
+/// DeleteRecords) answers once the in-sync followers have moved theirs too, so
+/// that a failover cannot bring the deleted records back.
 pub async fn delete_records(
     state: &BrokerState,
     _version: i16,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let image = state.image();
+    let deadline = Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
+    // One entry per partition in response order: what to wait for, if anything.
+    let mut pending: Vec<Option<(Arc<Partition>, i32, i64)>> = Vec::new();
     let topics = super::per_partition(
         request.topics,
         |t| (t.name.0.as_str(), &t.partitions[..]),
@@ -36,9 +51,9 @@ pub async fn delete_records(
             let base =
                 DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
             let result = state
-                .leader_log(&image, topic, p.partition_index)
-                .and_then(|(log, _)| {
-                    let high_watermark = log.log_end_offset();
+                .leader_partition(&image, topic, p.partition_index)
+                .and_then(|(partition, meta)| {
+                    let high_watermark = partition.high_watermark();
                     let target = if p.offset == HIGH_WATERMARK {
                         high_watermark
                     } else {
@@ -47,12 +62,19 @@ pub async fn delete_records(
                     if target < 0 || target > high_watermark {
                         return Err(PartitionError::new(ResponseError::OffsetOutOfRange));
                     }
-                    tokio::task::block_in_place(|| log.delete_records_before(target))
-                        .map_err(|e| PartitionError::from_storage(&e))
+                    tokio::task::block_in_place(|| partition.log.delete_records_before(target))
+                        .map_err(|e| PartitionError::from_storage(&e))?;
+                    Ok((partition, meta.leader_epoch, target))
                 });
             match result {
-                Ok(low_watermark) => base.with_low_watermark(low_watermark),
-                Err(e) => base.with_error_code(e.code).with_low_watermark(-1),
+                Ok(wait) => {
+                    pending.push(Some(wait));
+                    base
+                }
+                Err(e) => {
+                    pending.push(None);
+                    base.with_error_code(e.code).with_low_watermark(-1)
+                }
             }
         },
         |t, partitions| {
@@ -61,7 +83,45 @@ pub async fn delete_records(
                 .with_partitions(partitions)
         },
     );
-    DeleteRecordsResponse::default().with_topics(topics)
+    let mut response = DeleteRecordsResponse::default().with_topics(topics);
+    let results = response
+        .topics
+        .iter_mut()
+        .flat_map(|t| t.partitions.iter_mut());
+    for (result, wait) in results.zip(pending) {
+        let Some((partition, epoch, target)) = wait else {
+            continue;
+        };
+        match followers_caught_up(&partition, epoch, target, deadline).await {
+            Ok(low_watermark) => result.low_watermark = low_watermark,
+            Err(error) => {
+                result.error_code = error.code();
+                result.low_watermark = -1;
+            }
+        }
+    }
+    response
+}
+
+/// Waits until the partition's low watermark reaches `target`: followers
+/// report their log start in every fetch, which happens at least every
+/// `replica.fetch.wait.max.ms`.
+async fn followers_caught_up(
+    partition: &Partition,
+    epoch: i32,
+    target: i64,
+    deadline: Instant,
+) -> Result<i64, ResponseError> {
+    loop {
+        let low_watermark = partition.low_watermark(epoch)?;
+        if low_watermark >= target {
+            return Ok(low_watermark);
+        }
+        if Instant::now() >= deadline {
+            return Err(ResponseError::RequestTimedOut);
+        }
+        tokio::time::sleep(LOW_WATERMARK_POLL).await;
+    }
 }
 
 /// The end offset of the requested epoch from the leader's epoch cache,

@@ -303,6 +303,46 @@ mod tests {
         assert_eq!(log.end_offset_for_epoch(4), OffsetAndEpoch::new(3, 1));
     }
 
+    /// Flips one byte inside the record data of the batch starting at `base_offset`.
+    fn damage_batch(dir: &Path, base_offset: i64) {
+        let segment = dir
+            .join("__cluster_metadata-0")
+            .join(format!("{:020}.log", 0));
+        let mut bytes = std::fs::read(&segment).unwrap();
+        let mut at = 0;
+        while i64::from_be_bytes(bytes[at..at + 8].try_into().unwrap()) != base_offset {
+            let len = u32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+            at += 12 + len as usize;
+        }
+        // Past the 61-byte header: the records, covered by the CRC.
+        bytes[at + 61] ^= 0xff;
+        std::fs::write(&segment, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_batch_with_a_bad_crc_is_cut_off_at_load_and_never_read() {
+        for clean_close in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = DiskRaftLog::open(dir.path(), &defaults()).unwrap();
+            log.append(data(0, 1, &[b"a", b"b"])).unwrap();
+            log.append(data(2, 1, &[b"c"])).unwrap();
+            log.append(data(3, 2, &[b"d"])).unwrap();
+            if clean_close {
+                log.close().unwrap();
+            }
+            drop(log);
+            damage_batch(dir.path(), 2);
+
+            let log = DiskRaftLog::open(dir.path(), &defaults()).unwrap();
+            assert_eq!(log.end_offset(), 2, "clean close: {clean_close}");
+            assert_eq!(
+                log.read(0, 1 << 20).unwrap(),
+                vec![data(0, 1, &[b"a", b"b"])],
+                "clean close: {clean_close}"
+            );
+        }
+    }
+
     #[test]
     fn a_downloaded_snapshot_replaces_the_log_and_is_the_start_after_reopen() {
         // A leader-side snapshot to transfer.

@@ -8,8 +8,11 @@ use uuid::Uuid;
 
 use super::records::{
     BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, ConfigRecord, MetadataRecord,
-    PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord, NO_LEADER_CHANGE, TOPIC_RESOURCE,
+    PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord, BROKER_RESOURCE,
+    NO_LEADER_CHANGE, TOPIC_RESOURCE,
 };
+
+pub use broker_configs::EXCLUDED_KEY;
 
 /// Name of the feature whose level is the metadata version.
 pub const METADATA_VERSION_FEATURE: &str = "metadata.version";
@@ -29,6 +32,8 @@ pub enum ApplyError {
     UnknownConfigTopic(String),
     #[error("broker {0} is not registered")]
     UnknownBroker(i32),
+    #[error("broker config record for `{0}`, which is neither a broker id nor empty")]
+    BadBrokerResource(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +98,10 @@ pub struct MetadataImage {
     pub topic_ids: HashMap<Uuid, String>,
     /// First id of the next block the controller hands out.
     pub next_producer_id: i64,
+    /// Dynamic BROKER configs per broker id (registered or not, as in Kafka).
+    pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// Dynamic BROKER configs of the default resource (empty name): the cluster-wide default.
+    pub default_broker_configs: BTreeMap<String, String>,
 }
 
 impl MetadataImage {
@@ -105,6 +114,8 @@ impl MetadataImage {
             topics: BTreeMap::new(),
             topic_ids: HashMap::new(),
             next_producer_id: 0,
+            broker_configs: BTreeMap::new(),
+            default_broker_configs: BTreeMap::new(),
         }
     }
 
@@ -126,6 +137,11 @@ impl MetadataImage {
     /// Brokers that may host new replicas and lead: unfenced, not shutting down.
     pub fn active_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
         self.brokers.values().filter(|b| b.is_active())
+    }
+
+    /// Active brokers that are not excluded: where new replicas go.
+    pub fn placeable_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
+        self.active_brokers().filter(|b| !self.is_excluded(b.id))
     }
 
     /// A new image with `records` applied; topics they do not touch stay shared.
@@ -335,11 +351,18 @@ impl MetadataImage {
     }
 
     fn set_config(&mut self, r: &ConfigRecord) -> Result<(), ApplyError> {
-        if r.resource_type != TOPIC_RESOURCE {
-            // Broker configs are static (server.properties) for now.
-            tracing::debug!(resource = %r.resource_name, key = %r.name, "ignoring non-topic config record");
-            return Ok(());
+        match r.resource_type {
+            TOPIC_RESOURCE => self.set_topic_config(r),
+            BROKER_RESOURCE => self.set_broker_config(r),
+            _ => {
+                // Kafka's other resources (client metrics, groups) have no use here.
+                tracing::debug!(resource = %r.resource_name, key = %r.name, "ignoring config record");
+                Ok(())
+            }
         }
+    }
+
+    fn set_topic_config(&mut self, r: &ConfigRecord) -> Result<(), ApplyError> {
         let id = self
             .topics
             .get(&r.resource_name)
@@ -354,6 +377,7 @@ impl MetadataImage {
     }
 }
 
+mod broker_configs;
 mod snapshot_records;
 
 #[cfg(test)]

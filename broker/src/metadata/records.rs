@@ -13,7 +13,7 @@ pub use broker::{
 pub use cluster::{FeatureLevelRecord, NoOpRecord, ProducerIdsRecord};
 pub use topic::{
     ConfigRecord, PartitionChangeRecord, PartitionRecord, RemoveTopicRecord, TopicRecord,
-    NO_LEADER_CHANGE, TOPIC_RESOURCE,
+    BROKER_RESOURCE, NO_LEADER_CHANGE, TOPIC_RESOURCE,
 };
 
 use std::ops::RangeInclusive;

@@ -19,6 +19,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::partition::Partition;
 use super::ReplicaManager;
 use crate::client::{ClientOptions, NodeClients};
 use crate::config::BrokerConfig;
@@ -231,19 +232,20 @@ async fn run(
         match shared.clients.send(leader, &request, timeout).await {
             Ok(response) if response.error_code == 0 => {
                 // Answers are matched by topic id and partition: every topic has a partition 0.
-                let answers: Vec<(uuid::Uuid, PartitionData)> = response
+                // Indexed, since one fetch can carry thousands of partitions.
+                let answers: HashMap<(uuid::Uuid, i32), PartitionData> = response
                     .responses
                     .into_iter()
                     .flat_map(|t| {
                         let id = t.topic_id;
-                        t.partitions.into_iter().map(move |p| (id, p))
+                        t.partitions
+                            .into_iter()
+                            .map(move |p| ((id, p.partition_index), p))
                     })
                     .collect();
                 let mut max_lag = 0;
                 for (target, log) in &ready {
-                    let Some((_, answer)) = answers.iter().find(|(id, p)| {
-                        *id == target.topic_id && p.partition_index == target.tp.partition
-                    }) else {
+                    let Some(answer) = answers.get(&(target.topic_id, target.tp.partition)) else {
                         continue;
                     };
                     match handle_answer(&manager, &shared, target, log, answer).await {
@@ -334,20 +336,32 @@ async fn handle_answer(
     match ResponseError::try_from_code(answer.error_code) {
         None => {}
         Some(ResponseError::OffsetOutOfRange) => {
-            let fetch_offset = log.log_end_offset();
-            reset_out_of_range(shared, target, log.clone(), fetch_offset).await?;
+            reset_out_of_range(shared, target, partition.clone()).await?;
             partition.clamp_high_watermark();
             return Ok(0);
         }
         Some(error) => return Err(format!("{error:?}")),
     }
-    let log2 = log.clone();
+    let following = partition.clone();
+    let (leader, epoch) = (target.leader, target.leader_epoch);
     let answer2 = answer.clone();
-    let hw = partition.high_watermark();
-    let applied = tokio::task::spawn_blocking(move || apply(&log2, &answer2, hw))
-        .await
-        .map_err(|e| e.to_string())?;
-    applied.map_err(|e| e.to_string())?;
+    let applied = tokio::task::spawn_blocking(move || {
+        following.while_following(leader, epoch, |log, hw| apply(log, &answer2, hw))
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    match applied {
+        // Elected, or following another leader or epoch now: the next round
+        // fetches with the new targets.
+        None => return Ok(0),
+        Some(result) => result.map_err(|e| e.to_string())?,
+    }
+    if let Some(records) = &answer.records {
+        manager
+            .metrics
+            .replication_bytes_in
+            .inc_by(records.len() as u64);
+    }
     partition.clamp_high_watermark();
     partition.update_follower_high_watermark(answer.high_watermark);
     manager.notify_progress();
@@ -401,22 +415,26 @@ pub fn truncation_offset(log: &PartitionLog, leader_epoch: i32, leader_end: i64,
 async fn reset_out_of_range(
     shared: &Shared,
     target: &FetchTarget,
-    log: Arc<PartitionLog>,
-    fetch_offset: i64,
+    partition: Arc<Partition>,
 ) -> Result<(), String> {
+    let fetch_offset = partition.log.log_end_offset();
     let leader_end = list_offset(shared, target, LATEST).await?;
     let leader_start = if leader_end < fetch_offset {
         None
     } else {
         Some(list_offset(shared, target, EARLIEST).await?)
     };
-    tokio::task::spawn_blocking(move || match leader_start {
-        None => log.truncate_to(leader_end),
-        Some(start) if start > fetch_offset => log.truncate_fully_and_start_at(start),
-        Some(_) => Ok(()),
+    let (leader, epoch) = (target.leader, target.leader_epoch);
+    tokio::task::spawn_blocking(move || {
+        partition.while_following(leader, epoch, |log, _| match leader_start {
+            None => log.truncate_to(leader_end),
+            Some(start) if start > fetch_offset => log.truncate_fully_and_start_at(start),
+            Some(_) => Ok(()),
+        })
     })
     .await
     .map_err(|e| e.to_string())?
+    .unwrap_or(Ok(()))
     .map_err(|e| e.to_string())
 }
 

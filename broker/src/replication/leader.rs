@@ -20,6 +20,8 @@ pub struct FollowerState {
     last_fetch_ms: i64,
     /// The follower's broker epoch as it sent it, for AlterPartition (KIP-903).
     pub broker_epoch: i64,
+    /// The log start offset its last fetch reported (DeleteRecords waits for it).
+    pub log_start_offset: i64,
 }
 
 impl FollowerState {
@@ -31,6 +33,7 @@ impl FollowerState {
             last_fetch_leader_end: UNKNOWN_OFFSET,
             last_fetch_ms: 0,
             broker_epoch: -1,
+            log_start_offset: UNKNOWN_OFFSET,
         }
     }
 }
@@ -59,6 +62,12 @@ impl IsrState {
     }
 }
 
+/// How long a leader waits after the controller refused an ISR change before it proposes
+/// again (unless new metadata arrives first). Without it every follower fetch re-sent the
+/// refused proposal: with thousands of partitions, hundreds of thousands of AlterPartition
+/// requests that buried the controller after a broker restart.
+pub const PROPOSAL_RETRY_BACKOFF_MS: i64 = 500;
+
 /// A partition this node leads, in one leader epoch.
 #[derive(Debug, Clone)]
 pub struct LeaderState {
@@ -71,6 +80,8 @@ pub struct LeaderState {
     pub isr: IsrState,
     followers: BTreeMap<i32, FollowerState>,
     high_watermark: i64,
+    /// No new proposal before this time (ms): the last one was refused.
+    retry_at_ms: i64,
 }
 
 impl LeaderState {
@@ -98,11 +109,29 @@ impl LeaderState {
             isr,
             followers,
             high_watermark,
+            retry_at_ms: 0,
         }
     }
 
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark
+    }
+
+    /// Takes the replica set a reassignment changed in the same leader
+    /// epoch: an added replica is tracked from its first fetch on (before
+    /// that its fetches were refused and it could never join the ISR), a
+    /// removed one is forgotten.
+    pub fn set_replicas(&mut self, replicas: &[i32], now_ms: i64) {
+        if self.replicas == replicas {
+            return;
+        }
+        self.followers.retain(|id, _| replicas.contains(id));
+        for id in replicas.iter().filter(|id| **id != self.local_id) {
+            self.followers
+                .entry(*id)
+                .or_insert_with(|| FollowerState::new(false, now_ms));
+        }
+        self.replicas = replicas.to_vec();
     }
 
     pub fn follower(&self, id: i32) -> Option<&FollowerState> {
@@ -134,21 +163,35 @@ impl LeaderState {
         true
     }
 
+    /// Records the log start offset a follower's fetch reported.
+    pub fn record_log_start(&mut self, id: i32, log_start_offset: i64) {
+        if let Some(f) = self.followers.get_mut(&id) {
+            f.log_start_offset = log_start_offset;
+        }
+    }
+
+    /// Kafka's low watermark: the smallest log start offset in the maximal
+    /// ISR (the leader's own is `leader_start`); -1 while a member's is unknown.
+    pub fn low_watermark(&self, leader_start: i64) -> i64 {
+        self.isr_minimum(leader_start, |f| f.log_start_offset)
+    }
+
+    /// The smallest of `own` and each other maximal-ISR member's `offset`
+    /// (unknown, -1, for a member that has not fetched in this epoch).
+    fn isr_minimum(&self, own: i64, offset: impl Fn(&FollowerState) -> i64) -> i64 {
+        self.isr
+            .maximal()
+            .iter()
+            .filter(|id| **id != self.local_id)
+            .map(|id| self.followers.get(id).map_or(UNKNOWN_OFFSET, &offset))
+            .fold(own, i64::min)
+    }
+
     /// Moves the high watermark to the smallest log end offset in the
     /// maximal ISR (the leader's own is `leader_end`); it never goes back.
     /// Returns whether it moved.
     pub fn maybe_advance_high_watermark(&mut self, leader_end: i64) -> bool {
-        let lowest = self
-            .isr
-            .maximal()
-            .iter()
-            .filter(|id| **id != self.local_id)
-            .map(|id| {
-                self.followers
-                    .get(id)
-                    .map_or(UNKNOWN_OFFSET, |f| f.log_end_offset)
-            })
-            .fold(leader_end, i64::min);
+        let lowest = self.isr_minimum(leader_end, |f| f.log_end_offset);
         if lowest > self.high_watermark {
             self.high_watermark = lowest;
             true
@@ -160,12 +203,12 @@ impl LeaderState {
     /// The ISR with `id` added, if it is an out-of-sync follower that has
     /// reached both the high watermark and this leader's epoch, no other
     /// change is in flight, and `eligible` (registered, unfenced, not
-    /// shutting down).
-    pub fn expansion(&self, id: i32, eligible: bool) -> Option<Vec<i32>> {
+    /// shutting down), and no refusal is fresher than the retry back-off.
+    pub fn expansion(&self, id: i32, eligible: bool, now_ms: i64) -> Option<Vec<i32>> {
         let f = self.followers.get(&id)?;
         let caught_up =
             f.log_end_offset >= self.high_watermark && f.log_end_offset >= self.epoch_start_offset;
-        if self.isr.pending.is_some() || self.isr.isr.contains(&id) || !caught_up || !eligible {
+        if !self.may_propose(now_ms) || self.isr.isr.contains(&id) || !caught_up || !eligible {
             return None;
         }
         let mut isr = self.isr.isr.clone();
@@ -177,7 +220,7 @@ impl LeaderState {
     /// leader's log end for more than `lag_ms`, if there are any and no
     /// other change is in flight.
     pub fn shrink(&self, leader_end: i64, lag_ms: u64, now_ms: i64) -> Option<Vec<i32>> {
-        if self.isr.pending.is_some() {
+        if !self.may_propose(now_ms) {
             return None;
         }
         let lagging = |id: &i32| {
@@ -204,20 +247,46 @@ impl LeaderState {
         self.isr.pending = Some(isr);
     }
 
-    /// Forgets a proposal the controller refused, so a later check may retry.
-    pub fn abort_proposal(&mut self) {
-        self.isr.pending = None;
+    /// No change in flight, and the last refusal is older than the back-off.
+    fn may_propose(&self, now_ms: i64) -> bool {
+        self.isr.pending.is_none() && now_ms >= self.retry_at_ms
     }
 
-    /// Takes a committed ISR (from the AlterPartition answer or the metadata
-    /// image) unless an equal or newer one is already known. Returns whether
-    /// the state changed.
-    pub fn commit(&mut self, isr: Vec<i32>, partition_epoch: i32) -> bool {
-        if partition_epoch < self.isr.partition_epoch
-            || (partition_epoch == self.isr.partition_epoch && self.isr.pending.is_none())
-        {
+    /// Forgets a proposal the controller refused, so a check after the back-off may
+    /// retry. A refusal of a proposal made in an older partition epoch is stale: the
+    /// state has moved on since, and what is in flight now is another proposal.
+    pub fn abort_proposal(&mut self, proposed_in: i32, now_ms: i64) {
+        if proposed_in != self.isr.partition_epoch {
+            return;
+        }
+        self.isr.pending = None;
+        self.retry_at_ms = now_ms + PROPOSAL_RETRY_BACKOFF_MS;
+    }
+
+    /// Takes the controller's answer to the proposal in flight: its ISR, unless a newer
+    /// one is already known. Returns whether the state changed.
+    pub fn commit_answer(&mut self, isr: Vec<i32>, partition_epoch: i32) -> bool {
+        let current = self.isr.partition_epoch;
+        if partition_epoch < current || (partition_epoch == current && self.isr.pending.is_none()) {
             return false;
         }
+        self.take(isr, partition_epoch);
+        true
+    }
+
+    /// Takes a committed ISR from the metadata image if it is newer than ours. An image
+    /// in our own partition epoch brings nothing new, and must not clear the proposal in
+    /// flight: every image did so once, each time queueing a duplicate proposal that the
+    /// controller then refused as stale (hundreds of thousands at 2,000 partitions).
+    pub fn commit_image(&mut self, isr: Vec<i32>, partition_epoch: i32) -> bool {
+        if partition_epoch <= self.isr.partition_epoch {
+            return false;
+        }
+        self.take(isr, partition_epoch);
+        true
+    }
+
+    fn take(&mut self, isr: Vec<i32>, partition_epoch: i32) {
         for id in &isr {
             if let Some(f) = self.followers.get_mut(id) {
                 // A follower added by someone else gets a full lag period.
@@ -231,7 +300,8 @@ impl LeaderState {
             partition_epoch,
             pending: None,
         };
-        true
+        // A newer committed state is what a refused proposal was missing: retry at once.
+        self.retry_at_ms = 0;
     }
 
     /// Whether fewer replicas are in sync than are assigned.
@@ -274,6 +344,35 @@ mod tests {
     }
 
     #[test]
+    fn an_added_replica_is_tracked_and_may_join_once_caught_up_a_removed_one_is_forgotten() {
+        let mut l = leader(20);
+        assert!(!l.record_fetch(4, 20, 9, 20, 100), "not a replica yet");
+        l.set_replicas(&[4, 2, 1, 3], 100);
+        assert_eq!(l.expansion(4, true, 100), None, "no fetch yet");
+        assert!(l.record_fetch(4, 20, 9, 20, 100));
+        assert_eq!(l.expansion(4, true, 100), Some(vec![1, 2, 3, 4]));
+        l.set_replicas(&[4, 2, 1], 200);
+        assert!(l.follower(3).is_none());
+        assert!(l.follower(4).is_some_and(|f| f.log_end_offset == 20));
+    }
+
+    #[test]
+    fn low_watermark_is_the_lowest_log_start_in_the_isr_once_every_member_reported_one() {
+        let mut l = leader(5);
+        assert_eq!(l.low_watermark(40), -1, "no follower has reported yet");
+        l.record_log_start(2, 40);
+        assert_eq!(l.low_watermark(40), -1);
+        l.record_log_start(3, 10);
+        assert_eq!(l.low_watermark(40), 10);
+        l.record_log_start(3, 40);
+        assert_eq!(l.low_watermark(40), 40);
+        // A replica out of the ISR does not hold it back; the leader's own start does.
+        assert!(l.commit_image(vec![1, 2], 8));
+        l.record_log_start(3, 0);
+        assert_eq!(l.low_watermark(30), 30);
+    }
+
+    #[test]
     fn high_watermark_is_the_lowest_isr_log_end_and_never_goes_back() {
         let mut l = leader(5);
         // Followers' positions are unknown: the high watermark stays.
@@ -298,7 +397,7 @@ mod tests {
     #[test]
     fn only_isr_members_hold_back_the_high_watermark() {
         let mut l = leader(0);
-        l.commit(vec![1, 2], 8);
+        l.commit_image(vec![1, 2], 8);
         l.record_fetch(2, 20, 1, 20, 100);
         l.record_fetch(3, 3, 1, 20, 100);
         assert!(l.maybe_advance_high_watermark(20));
@@ -308,19 +407,19 @@ mod tests {
     #[test]
     fn a_pending_expansion_holds_back_the_high_watermark() {
         let mut l = leader(0);
-        l.commit(vec![1, 2], 8);
+        l.commit_image(vec![1, 2], 8);
         l.record_fetch(2, 20, 1, 20, 100);
         l.record_fetch(3, 12, 1, 20, 100);
         l.maybe_advance_high_watermark(12);
         assert_eq!(l.high_watermark(), 12);
-        let expanded = l.expansion(3, true).unwrap();
+        let expanded = l.expansion(3, true, 100).unwrap();
         assert_eq!(expanded, [1, 2, 3]);
         l.propose(expanded);
         assert!(!l.maybe_advance_high_watermark(20));
         assert_eq!(l.high_watermark(), 12);
         // Until the controller answers, no other change is proposed.
         assert_eq!(l.shrink(20, LAG_MS, 1_000_000), None);
-        assert!(l.commit(vec![1, 2, 3], 9));
+        assert!(l.commit_answer(vec![1, 2, 3], 9));
         assert_eq!(l.isr.pending, None);
     }
 
@@ -334,7 +433,7 @@ mod tests {
         l.propose(shrunk);
         l.maybe_advance_high_watermark(20);
         assert_eq!(l.high_watermark(), 4);
-        l.commit(vec![1, 2], 8);
+        l.commit_image(vec![1, 2], 8);
         l.maybe_advance_high_watermark(20);
         assert_eq!(l.high_watermark(), 20);
     }
@@ -364,32 +463,93 @@ mod tests {
     #[test]
     fn followers_join_the_isr_at_the_high_watermark_and_the_leader_epoch() {
         let mut l = leader(15);
-        l.commit(vec![1, 2], 8);
+        l.commit_image(vec![1, 2], 8);
         l.record_fetch(3, 14, 1, 20, 100);
-        assert_eq!(l.expansion(3, true), None, "below the high watermark");
+        assert_eq!(l.expansion(3, true, 100), None, "below the high watermark");
         let mut early = leader(5);
-        early.commit(vec![1, 2], 8);
+        early.commit_image(vec![1, 2], 8);
         early.record_fetch(3, 8, 1, 20, 100);
-        assert_eq!(early.expansion(3, true), None, "before the leader's epoch");
+        assert_eq!(
+            early.expansion(3, true, 100),
+            None,
+            "before the leader's epoch"
+        );
         l.record_fetch(3, 15, 1, 20, 100);
-        assert_eq!(l.expansion(3, false), None, "fenced or shutting down");
-        assert_eq!(l.expansion(3, true), Some(vec![1, 2, 3]));
-        assert_eq!(l.expansion(2, true), None, "already in sync");
-        assert_eq!(l.expansion(9, true), None, "not a replica");
+        assert_eq!(l.expansion(3, false, 100), None, "fenced or shutting down");
+        assert_eq!(l.expansion(3, true, 100), Some(vec![1, 2, 3]));
+        assert_eq!(l.expansion(2, true, 100), None, "already in sync");
+        assert_eq!(l.expansion(9, true, 100), None, "not a replica");
         assert!(!l.record_fetch(9, 15, 1, 20, 100));
     }
 
     #[test]
     fn older_or_repeated_commits_are_ignored_and_refusals_allow_retries() {
         let mut l = leader(0);
-        assert!(!l.commit(vec![1], 6));
-        assert!(!l.commit(vec![1], 7));
+        assert!(!l.commit_image(vec![1], 6));
+        assert!(!l.commit_image(vec![1], 7));
         l.propose(vec![1, 2]);
-        l.abort_proposal();
+        l.abort_proposal(7, 100);
         assert_eq!(l.isr.maximal(), [1, 2, 3]);
-        assert!(l.commit(vec![1, 3], 8));
+        assert!(l.commit_image(vec![1, 3], 8));
         assert!(l.under_replicated());
         assert_eq!(l.isr.isr, [1, 3]);
+    }
+
+    #[test]
+    fn a_refused_proposal_is_retried_after_the_back_off_or_new_metadata() {
+        let mut l = leader(15);
+        l.commit_image(vec![1, 2], 8);
+        l.record_fetch(3, 15, 1, 20, 100);
+        let isr = l.expansion(3, true, 100).unwrap();
+        l.propose(isr);
+        l.abort_proposal(8, 100);
+        // every fetch in the back-off would otherwise send the same proposal again
+        assert_eq!(l.expansion(3, true, 101), None);
+        assert_eq!(l.expansion(3, true, 99 + PROPOSAL_RETRY_BACKOFF_MS), None);
+        assert_eq!(
+            l.expansion(3, true, 100 + PROPOSAL_RETRY_BACKOFF_MS),
+            Some(vec![1, 2, 3])
+        );
+        // a newer committed ISR ends the back-off at once
+        l.propose(vec![1, 2, 3]);
+        l.abort_proposal(8, 200);
+        assert!(l.commit_image(vec![1, 2], 9));
+        assert_eq!(l.expansion(3, true, 201), Some(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn an_image_in_our_partition_epoch_leaves_the_proposal_in_flight() {
+        let mut l = leader(15);
+        l.record_fetch(3, 15, 1, 20, 100);
+        l.commit_image(vec![1, 2], 8);
+        l.propose(l.expansion(3, true, 100).unwrap());
+        // Any other partition's change publishes an image with this partition unchanged.
+        assert!(!l.commit_image(vec![1, 2], 8));
+        assert_eq!(l.isr.pending, Some(vec![1, 2, 3]));
+        assert_eq!(l.expansion(3, true, 101), None, "no duplicate proposal");
+        // The controller answers in the same epoch when it had nothing to change.
+        assert!(l.commit_answer(vec![1, 2, 3], 8));
+        assert_eq!(l.isr.pending, None);
+        assert_eq!(l.isr.isr, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_refusal_of_a_proposal_from_an_older_partition_epoch_is_ignored() {
+        let mut l = leader(15);
+        l.record_fetch(3, 15, 1, 20, 100);
+        l.commit_image(vec![1, 2], 8);
+        l.propose(l.expansion(3, true, 100).unwrap());
+        // The controller changed the partition meanwhile; a new proposal goes out.
+        assert!(l.commit_image(vec![1, 2], 9));
+        l.propose(l.expansion(3, true, 100).unwrap());
+        l.abort_proposal(8, 110);
+        assert_eq!(
+            l.isr.pending,
+            Some(vec![1, 2, 3]),
+            "still waiting for the new one"
+        );
+        l.abort_proposal(9, 120);
+        assert_eq!(l.isr.pending, None);
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub struct ReplicationMetrics {
     pub isr_expands: IntCounter,
     /// Largest lag, in messages, of any follower of ours or of this node as a follower.
     pub max_lag: IntGauge,
+    /// Record bytes this node appended as a follower (Kafka's ReplicationBytesInPerSec).
+    pub replication_bytes_in: IntCounter,
 }
 
 impl ReplicationMetrics {
@@ -43,6 +45,10 @@ impl ReplicationMetrics {
             max_lag: gauge(
                 "kafka_server_replicafetchermanager_maxlag",
                 "Largest replica lag in messages",
+            ),
+            replication_bytes_in: counter(
+                "kafka_server_brokertopicmetrics_replicationbytesin_total",
+                "Record bytes appended as a follower replica",
             ),
         }
     }

@@ -90,11 +90,9 @@ impl Partition {
             Role::Leader(l)
                 if meta.leader == self.local_id && l.leader_epoch == meta.leader_epoch =>
             {
-                if l.replicas != meta.replicas {
-                    l.replicas = meta.replicas.clone();
-                }
+                l.set_replicas(&meta.replicas, now_ms);
                 let members = l.isr.isr.len();
-                if l.commit(meta.isr.clone(), meta.partition_epoch) {
+                if l.commit_image(meta.isr.clone(), meta.partition_epoch) {
                     isr_change = Some((members, l.isr.isr.len()));
                 }
                 l.maybe_advance_high_watermark(self.log.log_end_offset());
@@ -160,6 +158,32 @@ impl Partition {
         Ok(result)
     }
 
+    /// Runs `f` on the log and high watermark while this node follows
+    /// `leader` in `leader_epoch`, holding the role so that no election can
+    /// make it leader meanwhile: a fetch answered by the old leader must not
+    /// append to or truncate a log that now leads (its batches would sit
+    /// after the start of the new epoch, under the old epoch's stamp, and
+    /// every follower would be told to truncate there again and again).
+    /// None when the role has moved on.
+    pub fn while_following<T>(
+        &self,
+        leader: i32,
+        leader_epoch: i32,
+        f: impl FnOnce(&PartitionLog, i64) -> T,
+    ) -> Option<T> {
+        let role = self.role.lock();
+        match &*role {
+            Role::Follower {
+                leader: following,
+                leader_epoch: epoch,
+                high_watermark,
+            } if *following == leader && *epoch == leader_epoch => {
+                Some(f(&self.log, *high_watermark))
+            }
+            _ => None,
+        }
+    }
+
     /// A follower's high watermark after a fetch: the leader's, within the
     /// local log. Returns whether it moved.
     pub fn update_follower_high_watermark(&self, leader_hw: i64) -> bool {
@@ -199,6 +223,20 @@ impl Partition {
         match &*self.role.lock() {
             Role::Leader(l) => Some(l.leader_epoch),
             Role::Follower { .. } => None,
+        }
+    }
+
+    /// The low watermark while this node leads in `epoch` (see
+    /// [`LeaderState::low_watermark`]).
+    pub fn low_watermark(&self, epoch: i32) -> Result<i64, ResponseError> {
+        self.with_leader(epoch, |l, log| l.low_watermark(log.log_start_offset()))
+    }
+
+    /// The leader epoch it follows in, while this node is a follower.
+    pub fn follower_epoch(&self) -> Option<i32> {
+        match &*self.role.lock() {
+            Role::Follower { leader_epoch, .. } => Some(*leader_epoch),
+            Role::Leader(_) => None,
         }
     }
 
@@ -268,5 +306,73 @@ impl Partition {
             high_watermark: -1,
             maximal_isr: 0,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::storage::batch::testutil::simple;
+    use crate::storage::{Checkpoints, LogConfig};
+
+    fn meta(leader: i32, leader_epoch: i32) -> PartitionImage {
+        PartitionImage {
+            partition: 0,
+            leader,
+            leader_epoch,
+            partition_epoch: leader_epoch,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            removing_replicas: vec![],
+            adding_replicas: vec![],
+            leader_recovery_state: 0,
+        }
+    }
+
+    /// A batch as leader 2 wrote it in `epoch`, at `base`.
+    fn from_leader(base: i64, epoch: i32) -> Bytes {
+        let raw = simple(2, 0);
+        let mut batch = crate::storage::batch::PatchableBatch::new(&raw).unwrap();
+        batch.set_base_offset(base);
+        batch.set_leader_epoch(epoch);
+        Bytes::from(batch.to_vec())
+    }
+
+    #[test]
+    fn an_old_leaders_answer_cannot_touch_a_log_that_now_leads() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig::from_broker(&BrokerConfig::default());
+        let tp = TopicPartition::new("t", 0);
+        let log = PartitionLog::open(dir.path(), tp.clone(), config, Checkpoints::default(), 0);
+        let log = Arc::new(log.unwrap());
+        let partition = Partition::new(tp, log.clone(), 1, 0);
+        partition.apply(&meta(2, 3), 0).unwrap();
+        let appended = partition.while_following(2, 3, |log, hw| {
+            assert_eq!(hw, 0);
+            log.append_as_follower(from_leader(0, 3))
+        });
+        assert!(appended.unwrap().is_ok());
+        assert_eq!(log.log_end_offset(), 2);
+
+        // Elected in epoch 4 while a fetch to broker 2 was in flight.
+        partition.apply(&meta(1, 4), 0).unwrap();
+        assert_eq!(log.end_offset_for_epoch(3), (3, 2));
+        for (leader, epoch) in [(2, 3), (2, 4), (1, 4)] {
+            let ran = partition.while_following(leader, epoch, |log, _| {
+                log.append_as_follower(from_leader(2, 3))
+            });
+            assert!(ran.is_none(), "follower work ran as {leader}/{epoch}");
+        }
+        assert_eq!(log.log_end_offset(), 2);
+
+        // Following broker 2 again in epoch 5: only that epoch's answers apply.
+        partition.apply(&meta(2, 5), 0).unwrap();
+        assert!(partition.while_following(2, 4, |_, _| ()).is_none());
+        assert!(partition.while_following(2, 5, |_, _| ()).is_some());
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::lifecycle::LifecycleState;
 use super::metrics::Metrics;
-use crate::controller::{monotonic_ms, Controller};
+use crate::controller::{monotonic_ms, Controller, ControllerError};
 use crate::kraft::QuorumView;
 use crate::metadata::MetadataPublisher;
 
@@ -18,14 +18,19 @@ use crate::metadata::MetadataPublisher;
 const FENCING_CHECK: Duration = Duration::from_millis(250);
 
 /// On becoming active: bootstrap a new cluster and restart broker sessions;
-/// while active: fence brokers that stopped heartbeating.
+/// while active: fence brokers that stopped heartbeating, elect unclean
+/// leaders where allowed, complete partition reassignments and, every `leader.imbalance.check.interval.seconds`,
+/// move leaderships back to preferred replicas.
 pub async fn run_controller(
     controller: Arc<Controller>,
+    metrics: Arc<Metrics>,
     mut view: watch::Receiver<QuorumView>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut activated = false;
     let mut tick = tokio::time::interval(FENCING_CHECK);
+    let leadership = controller.config().leadership;
+    let mut last_balance = monotonic_ms();
     loop {
         tokio::select! {
             changed = view.changed() => if changed.is_err() { return },
@@ -33,20 +38,21 @@ pub async fn run_controller(
             _ = stop.changed() => return,
         }
         let active = view.borrow_and_update().active;
+        metrics
+            .controller
+            .update(active.then(|| controller.image()).as_deref());
         if !active {
             activated = false;
             continue;
         }
         let duty = controller.clone();
+        let balance = leadership.auto_leader_rebalance
+            && monotonic_ms() - last_balance >= leadership.imbalance_check_interval_ms as i64;
+        if balance {
+            last_balance = monotonic_ms();
+        }
         let outcome = if activated {
-            tokio::task::spawn_blocking(move || {
-                duty.fence_stale_brokers(monotonic_ms()).map(|fenced| {
-                    if !fenced.is_empty() {
-                        tracing::warn!(?fenced, "fenced brokers whose session expired");
-                    }
-                })
-            })
-            .await
+            tokio::task::spawn_blocking(move || leadership_duties(&duty, balance)).await
         } else {
             tracing::info!("this node is now the active controller");
             tokio::task::spawn_blocking(move || duty.activate()).await
@@ -58,6 +64,30 @@ pub async fn run_controller(
             Err(error) => tracing::error!(%error, "controller duty panicked"),
         }
     }
+}
+
+/// One round of the active controller's leadership duties.
+fn leadership_duties(controller: &Controller, balance: bool) -> Result<(), ControllerError> {
+    let fenced = controller.fence_stale_brokers(monotonic_ms())?;
+    if !fenced.is_empty() {
+        tracing::warn!(?fenced, "fenced brokers whose session expired");
+    }
+    controller.elect_unclean_leaders()?;
+    // Usually done on the ISR change itself; this catches a failover in between.
+    let completed = controller.complete_reassignments()?;
+    if completed > 0 {
+        tracing::info!(partitions = completed, "completed partition reassignments");
+    }
+    if balance {
+        let moved = controller.balance_leaders()?;
+        if moved > 0 {
+            tracing::info!(
+                partitions = moved,
+                "moved leaderships back to preferred replicas"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Whether the image holds everything the quorum has committed, as far as

@@ -34,7 +34,8 @@ pub enum LifecycleState {
     ControlledShutdown {
         epoch: i64,
     },
-    /// The controller let it go, or it stopped before registering.
+    /// The controller let it go, it stopped before registering, or no controller
+    /// answered while it was shutting down.
     ShutDown,
 }
 
@@ -116,6 +117,13 @@ impl LifecycleConfig {
 /// How often a broker heartbeats while it waits to be unfenced or let go.
 const TRANSITION_HEARTBEAT: Duration = Duration::from_millis(100);
 
+/// Heartbeats in a row that no controller answers before a shutting-down broker stops
+/// without the controller's consent. With no active controller nothing can move its
+/// leaderships, so waiting longer only delays the stop: it happens to the last nodes of a
+/// cluster stopped all at once, whose quorum is gone. Two attempts (each up to a heartbeat
+/// interval) outlast a controller failover.
+const SHUTDOWN_UNANSWERED_HEARTBEATS: u32 = 2;
+
 /// The applied metadata offset, reported in every heartbeat.
 pub type MetadataOffset = Arc<dyn Fn() -> i64 + Send + Sync>;
 
@@ -191,6 +199,7 @@ async fn run(
             epoch,
             caught_up: false,
         });
+        let mut unanswered_while_stopping = 0;
         loop {
             let want_shut_down = *shutdown.borrow_and_update();
             let heartbeat = BrokerHeartbeatRequest::default()
@@ -201,6 +210,7 @@ async fn run(
                 .with_want_shut_down(want_shut_down);
             match channel.send(&heartbeat, interval).await {
                 Ok(reply) if reply.error_code == 0 => {
+                    unanswered_while_stopping = 0;
                     let next = if reply.should_shut_down {
                         LifecycleState::ShutDown
                     } else if want_shut_down && !reply.is_fenced {
@@ -232,17 +242,30 @@ async fn run(
                     continue 'register;
                 }
                 Ok(reply) => tracing::warn!(error = reply.error_code, "heartbeat refused"),
-                Err(error) => tracing::warn!(%error, "heartbeat failed"),
+                Err(error) => {
+                    tracing::warn!(%error, "heartbeat failed");
+                    if want_shut_down {
+                        unanswered_while_stopping += 1;
+                        if unanswered_while_stopping >= SHUTDOWN_UNANSWERED_HEARTBEATS {
+                            tracing::warn!(
+                                "no active controller answers; stopping without a controlled shutdown"
+                            );
+                            state.send_replace(LifecycleState::ShutDown);
+                            return;
+                        }
+                    }
+                }
             }
             // Heartbeat again after the interval, or at once when asked to shut
             // down; while unfencing or shutting down, soon, so neither waits long.
-            let settled = matches!(
-                *state.borrow(),
-                LifecycleState::Unfenced {
-                    caught_up: true,
-                    ..
-                }
-            );
+            let settled = !want_shut_down
+                && matches!(
+                    *state.borrow(),
+                    LifecycleState::Unfenced {
+                        caught_up: true,
+                        ..
+                    }
+                );
             let wait = if settled {
                 interval
             } else {

@@ -1,6 +1,9 @@
 //! Keeps the local logs in step with the metadata image: creates the logs of
 //! partitions this node hosts, applies topic config changes, and deletes the
-//! logs of deleted (or deleted and re-created) topics.
+//! logs of partitions it no longer hosts: deleted (or deleted and re-created)
+//! topics, and replicas a reassignment moved away (Kafka's StopReplica with
+//! delete). A log left over from before a restart goes the same way, as the
+//! first sync runs before the replica manager takes any role.
 
 use std::sync::Arc;
 
@@ -50,7 +53,7 @@ fn sync(state: &BrokerState, previous: Option<&MetadataImage>, image: &MetadataI
                 .is_some_and(|p| p.replicas.contains(&node))
         });
         if !hosted || recreated {
-            tracing::info!(partition = %tp, "deleting log of a deleted topic");
+            tracing::info!(partition = %tp, "deleting log of a partition this node no longer hosts");
             if let Err(error) = state.logs.delete(&tp) {
                 tracing::error!(partition = %tp, %error, "cannot delete log");
             }
@@ -76,5 +79,69 @@ fn sync(state: &BrokerState, previous: Option<&MetadataImage>, image: &MetadataI
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::controller::{lifecycle_tests, MemoryMetadataLog, NewTopic};
+    use crate::server::testing::broker_state_over;
+    use crate::storage::LogConfig;
+
+    /// Syncs as the log sync task does, from `previous` to the current image.
+    fn step(state: &BrokerState, previous: Option<&MetadataImage>) -> Arc<MetadataImage> {
+        let image = state.image();
+        sync(state, previous, &image);
+        state.replicas.apply_image(&image);
+        image
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_replica_moved_away_is_deleted_and_a_leftover_is_never_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let metadata = MemoryMetadataLog::new();
+        let state = broker_state_over(dir.path(), &metadata);
+        lifecycle_tests::unfenced(&state.controller, 2, 0);
+        let topic = NewTopic {
+            assignments: vec![(0, vec![1, 2])],
+            ..NewTopic::with_defaults("t")
+        };
+        state.controller.create_topics(vec![topic], false).unwrap();
+        let tp = TopicPartition::new("t", 0);
+        let first = step(&state, None);
+        let path = state.logs.get(&tp).unwrap().dir().to_path_buf();
+        assert!(state.replicas.partition(&tp).is_some());
+
+        // Shrinking to [2] completes at once: this node is no replica any more.
+        let moved = state
+            .controller
+            .alter_partition_reassignments(
+                vec![("t".into(), 0, Some(vec![2]))],
+                Duration::from_secs(1),
+            )
+            .unwrap();
+        assert!(moved[0].2.is_ok(), "{moved:?}");
+        step(&state, Some(&first));
+        assert!(!path.exists(), "the moved replica's directory is gone");
+        assert!(state.logs.get(&tp).is_none());
+        assert!(state.replicas.partition(&tp).is_none());
+
+        // A directory left behind (a crash before the delete) comes back on restart.
+        state
+            .logs
+            .get_or_create(&tp, LogConfig::from_broker(&state.config))
+            .unwrap();
+        state.logs.shutdown().unwrap();
+        drop(state);
+        assert!(path.exists());
+        let restarted = broker_state_over(dir.path(), &metadata);
+        assert!(restarted.logs.get(&tp).is_some(), "opened from disk");
+        step(&restarted, None);
+        assert!(restarted.replicas.partition(&tp).is_none());
+        assert!(restarted.logs.get(&tp).is_none());
+        assert!(!path.exists());
     }
 }

@@ -4,7 +4,9 @@
 //! SIGTERM or Ctrl-C.
 
 mod duties;
+mod group_leadership;
 pub mod lifecycle;
+pub mod listeners;
 mod log_sync;
 pub mod metrics;
 mod offsets_store;
@@ -107,11 +109,19 @@ impl Node {
             )));
             tokio::spawn(duties::run_controller(
                 controller.clone(),
+                metrics.clone(),
                 raft.watch_view(),
                 shutdown_rx.clone(),
             ));
         }
 
+        // One set of connections to the active controller, shared by the
+        // broker's lifecycle and forwarding and by the admin API.
+        let controllers = Arc::new(ControllerChannel::new(
+            &config.quorum_voters,
+            raft.watch_leader(),
+            ClientOptions::default(),
+        ));
         let (mut broker, mut client_addr, mut lifecycle) = (None, None, None);
         if config.roles.broker {
             let started = start_broker(
@@ -119,12 +129,13 @@ impl Node {
                 &cluster_id,
                 &controller,
                 &raft,
+                &controllers,
                 &metrics,
                 &shutdown_rx,
             )
             .await?;
             client_addr = Some(started.client_addr);
-            servers.push(started.server);
+            servers.extend(started.servers);
             lifecycle = Some(started.lifecycle);
             broker = Some(started.state);
         }
@@ -143,7 +154,17 @@ impl Node {
             shutdown_rx.clone(),
         ));
         if let Some(addr) = config.admin_http_listener {
-            serve_admin_http(addr, metrics, ready.clone(), shutdown_rx.clone()).await?;
+            let admin = crate::admin_http::AdminState {
+                metrics,
+                ready: ready.clone(),
+                publisher: controller.publisher().clone(),
+                quorum: raft.watch_view(),
+                log_defaults: crate::storage::LogConfig::from_broker(&config),
+                raft: raft.clone(),
+                controllers,
+                fetch_timeout_ms: config.quorum.fetch_timeout_ms,
+            };
+            serve_admin_http(addr, admin, shutdown_rx.clone()).await?;
         }
         Ok(Node {
             config,
@@ -246,7 +267,7 @@ fn start_raft(
 struct StartedBroker {
     state: Arc<BrokerState>,
     client_addr: SocketAddr,
-    server: JoinHandle<()>,
+    servers: Vec<JoinHandle<()>>,
     lifecycle: BrokerLifecycle,
 }
 
@@ -258,10 +279,10 @@ async fn start_broker(
     cluster_id: &str,
     controller: &Arc<Controller>,
     raft: &RaftHandle,
+    channel: &Arc<ControllerChannel>,
     metrics: &Arc<metrics::Metrics>,
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<StartedBroker> {
-    let defaults = LogConfig::from_broker(config);
     let logs_config = config.clone();
     let logs = tokio::task::spawn_blocking(move || {
         LogManager::open(
@@ -272,21 +293,13 @@ async fn start_broker(
     })
     .await?
     .context("opening the log directories")?;
-    let store = Arc::new(offsets_store::LocalOffsetsStore::new(
-        logs.clone(),
-        &defaults,
-    ));
-    let groups = GroupCoordinator::new(GroupConfig::from_broker(config), store);
+    let store = Arc::new(offsets_store::LocalOffsetsStore::new(logs.clone()));
+    let groups = GroupCoordinator::new(GroupConfig::from_broker(config), store.clone());
+    // Groups are served by the leader of their __consumer_offsets partition.
     groups
-        .load()
-        .await
-        .context("loading consumer group offsets")?;
+        .serve_led_partitions_only()
+        .context("starting the group coordinator")?;
 
-    let channel = Arc::new(ControllerChannel::new(
-        &config.quorum_voters,
-        raft.watch_leader(),
-        ClientOptions::default(),
-    ));
     let state = Arc::new(BrokerState::new(
         config.clone(),
         logs.clone(),
@@ -296,8 +309,10 @@ async fn start_broker(
         raft.watch_view(),
         channel.clone(),
     ));
+    store.attach(state.replicas.clone());
     let publisher = controller.publisher().clone();
     duties::wait_for_metadata(raft.watch_view(), &publisher).await;
+    tokio::spawn(group_leadership::run(state.clone(), shutdown.clone()));
     tokio::spawn(log_sync::run(state.clone()));
     logs.start_background();
     tokio::spawn(
@@ -307,25 +322,38 @@ async fn start_broker(
             .run(publisher.clone(), shutdown.clone()),
     );
 
+    // Every listener but the controller's serves Kafka clients, the client listener first.
     let client = config.client_listener().context("no client listener")?;
-    let listener = bind(&client.bind_addr()).await?;
-    let client_addr = listener.local_addr()?;
-    let (host, port) = config.advertised_address(client);
-    tracing::info!(listener = %client_addr, advertised = %format!("{host}:{port}"), "serving Kafka clients");
-    let server = tokio::spawn(crate::network::serve(
-        listener,
-        state.clone(),
-        shutdown.clone(),
-    ));
+    let mut client_addr = None;
+    let mut servers = Vec::new();
+    for l in config
+        .listeners
+        .iter()
+        .filter(|l| !config.controller_listener_names.contains(&l.name))
+    {
+        let listener = bind(&l.bind_addr()).await?;
+        let bound = listener.local_addr()?;
+        if l.name == client.name {
+            client_addr = Some(bound);
+        }
+        let (host, port) = config.advertised_address(l);
+        tracing::info!(name = %l.name, listener = %bound, advertised = %format!("{host}:{port}"), "serving Kafka clients");
+        servers.push(tokio::spawn(crate::network::serve(
+            listener,
+            Arc::new(listeners::ListenerService::new(state.clone(), &l.name)),
+            shutdown.clone(),
+        )));
+    }
+    let client_addr = client_addr.context("the client listener was not bound")?;
     let lifecycle = BrokerLifecycle::start(
         LifecycleConfig::from_broker(config, cluster_id.to_string()),
-        channel,
+        channel.clone(),
         Arc::new(move || publisher.current().metadata_offset),
     );
     Ok(StartedBroker {
         state,
         client_addr,
-        server,
+        servers,
         lifecycle,
     })
 }
@@ -338,14 +366,13 @@ async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
 
 async fn serve_admin_http(
     addr: std::net::SocketAddr,
-    metrics: Arc<metrics::Metrics>,
-    ready: Arc<AtomicBool>,
+    admin: crate::admin_http::AdminState,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding admin.http.listener {addr}"))?;
-    let router = crate::admin_http::router(crate::admin_http::AdminState { metrics, ready });
+    let router = crate::admin_http::router(admin);
     tokio::spawn(async move {
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move {

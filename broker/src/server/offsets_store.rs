@@ -1,12 +1,14 @@
-//! `__consumer_offsets` on local storage for the group coordinator.
+//! `__consumer_offsets` on local storage for the group coordinator: appended
+//! as the partition's leader, in its leader epoch, so replication carries the
+//! records to the followers like any produced batch.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use crate::config::CleanupPolicy;
 use crate::group::{OffsetsStore, OffsetsStoreError};
-use crate::storage::{LogConfig, LogManager, TopicPartition};
+use crate::replication::ReplicaManager;
+use crate::storage::{LogManager, TopicPartition};
 
 use super::now_ms;
 use kafka_protocol::records::Compression;
@@ -16,22 +18,23 @@ use crate::controller::InternalTopic;
 
 pub struct LocalOffsetsStore {
     logs: Arc<LogManager>,
-    config: LogConfig,
+    /// Set once the broker state exists (it is built after the coordinator).
+    replicas: OnceLock<Arc<ReplicaManager>>,
 }
 
 impl LocalOffsetsStore {
-    pub fn new(logs: Arc<LogManager>, defaults: &LogConfig) -> Self {
+    /// A store over `logs`, where log sync creates the partitions' logs from
+    /// the topic's configs (compacted) like any other topic's.
+    pub fn new(logs: Arc<LogManager>) -> Self {
         LocalOffsetsStore {
             logs,
-            config: LogConfig {
-                cleanup_policy: CleanupPolicy {
-                    delete: false,
-                    compact: true,
-                },
-                segment_bytes: 100 * 1024 * 1024,
-                ..defaults.clone()
-            },
+            replicas: OnceLock::new(),
         }
+    }
+
+    /// Where appends learn whether this node leads a partition, and in which epoch.
+    pub fn attach(&self, replicas: Arc<ReplicaManager>) {
+        let _ = self.replicas.set(replicas);
     }
 }
 
@@ -42,15 +45,20 @@ impl OffsetsStore for LocalOffsetsStore {
         records: Vec<(Bytes, Option<Bytes>)>,
     ) -> Result<(), OffsetsStoreError> {
         let tp = TopicPartition::new(InternalTopic::ConsumerOffsets.name(), partition);
-        let log = self
-            .logs
-            .get_or_create(&tp, self.config.clone())
-            .map_err(|e| OffsetsStoreError::Storage(e.to_string()))?;
+        // Only the leader writes; a coordinator that lost leadership is told so.
+        let unavailable = OffsetsStoreError::Unavailable(partition);
+        let replicas = self.replicas.get().ok_or(unavailable.clone())?;
+        let hosted = replicas.partition(&tp).ok_or(unavailable.clone())?;
+        let epoch = hosted.leader_epoch().ok_or(unavailable)?;
         let pairs: Vec<_> = records.into_iter().map(|(k, v)| (Some(k), v)).collect();
         let batch = encode_batch(&pairs, now_ms(), Compression::None)
             .map_err(|e| OffsetsStoreError::Storage(e.to_string()))?;
-        log.append(batch, 0, now_ms())
+        hosted
+            .log
+            .append(batch, epoch, now_ms())
             .map_err(|e| OffsetsStoreError::Storage(e.to_string()))?;
+        replicas.leader_appended(&hosted, epoch);
+        replicas.notify_progress();
         Ok(())
     }
 

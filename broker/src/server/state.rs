@@ -127,14 +127,7 @@ impl BrokerState {
 
     /// The effective log config of a topic: broker defaults plus its overrides.
     pub fn topic_log_config(&self, topic: &TopicImage) -> LogConfig {
-        self.log_defaults
-            .with_overrides(&topic.configs)
-            .unwrap_or_else(|error| {
-                // Configs are validated before they are committed; this only
-                // guards against a metadata log written by another version.
-                tracing::warn!(topic = %topic.name, %error, "ignoring invalid topic config");
-                self.log_defaults.clone()
-            })
+        self.log_defaults.for_topic(&topic.name, &topic.configs)
     }
 
     /// The local log of a partition this node leads, created on first use so
@@ -211,15 +204,6 @@ impl BrokerState {
             Some(code) => Err(code),
             None => Err(ResponseError::UnknownServerError.code()),
         }
-    }
-
-    /// Where clients reach this broker.
-    pub fn advertised_client_address(&self) -> (String, u16) {
-        let listener = self
-            .config
-            .client_listener()
-            .expect("validated at config load: a broker has a client listener");
-        self.config.advertised_address(listener)
     }
 }
 

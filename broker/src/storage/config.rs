@@ -40,6 +40,8 @@ pub struct LogConfig {
     pub min_insync_replicas: i32,
     /// `compression.type`: `None` stores batches as the producer sent them.
     pub compression: Option<Compression>,
+    /// `unclean.leader.election.enable`: read by the controller, not the log.
+    pub unclean_leader_election: bool,
 }
 
 /// Topic keys we honour, in the order DescribeConfigs lists them.
@@ -60,6 +62,7 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "segment.bytes",
     "segment.index.bytes",
     "segment.ms",
+    "unclean.leader.election.enable",
 ];
 
 impl LogConfig {
@@ -82,6 +85,7 @@ impl LogConfig {
             flush_ms: config.log_flush_interval_ms,
             min_insync_replicas: config.min_insync_replicas,
             compression: config.compression_type,
+            unclean_leader_election: config.leadership.unclean_leader_election,
         }
     }
 
@@ -95,6 +99,17 @@ impl LogConfig {
             config.set(key, value)?;
         }
         Ok(config)
+    }
+
+    /// The effective config of topic `name`: these defaults with its
+    /// overrides, or the defaults alone if an override does not parse.
+    /// Overrides are validated before they are committed, so only a metadata
+    /// log written by another version can hold a bad one.
+    pub fn for_topic(&self, name: &str, overrides: &BTreeMap<String, String>) -> LogConfig {
+        self.with_overrides(overrides).unwrap_or_else(|error| {
+            tracing::warn!(topic = %name, %error, "ignoring invalid topic config");
+            self.clone()
+        })
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), InvalidTopicConfig> {
@@ -185,6 +200,13 @@ impl LogConfig {
                     .filter(|v| *v > 0)
                     .ok_or_else(|| bad("expected a number > 0"))?
             }
+            "unclean.leader.election.enable" => {
+                self.unclean_leader_election = match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad("expected true or false")),
+                }
+            }
             _ => return Err(bad("unknown topic config key")),
         }
         Ok(())
@@ -229,6 +251,10 @@ impl LogConfig {
             ("segment.bytes", self.segment_bytes.to_string()),
             ("segment.index.bytes", self.segment_index_bytes.to_string()),
             ("segment.ms", self.segment_ms.to_string()),
+            (
+                "unclean.leader.election.enable",
+                self.unclean_leader_election.to_string(),
+            ),
         ]
     }
 }

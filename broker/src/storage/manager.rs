@@ -1,9 +1,10 @@
 //! All partition logs under `log.dirs`: startup recovery, creation and
 //! deletion, checkpoints, the clean-shutdown marker and background work.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -23,9 +24,12 @@ const METADATA_TOPIC: &str = "__cluster_metadata";
 /// Upper bound on how late a `flush.ms` flush may run.
 const FLUSH_CHECK_MS: u64 = 1_000;
 
-/// Intervals of the background work.
+/// How the log manager runs its own work: recovery threads at startup, then the
+/// intervals of the background work.
 #[derive(Debug, Clone)]
 pub struct BackgroundConfig {
+    /// `num.recovery.threads.per.data.dir`: threads that open the logs at startup.
+    pub recovery_threads_per_data_dir: usize,
     pub retention_check_interval_ms: u64,
     pub checkpoint_interval_ms: u64,
     pub cleaner_enable: bool,
@@ -35,6 +39,7 @@ pub struct BackgroundConfig {
 impl BackgroundConfig {
     pub fn from_broker(config: &BrokerConfig) -> Self {
         BackgroundConfig {
+            recovery_threads_per_data_dir: config.num_recovery_threads_per_data_dir,
             retention_check_interval_ms: config.log_retention_check_interval_ms,
             checkpoint_interval_ms: config.log_flush_offset_checkpoint_interval_ms,
             cleaner_enable: config.log_cleaner_enable,
@@ -67,6 +72,110 @@ fn read_checkpoint(dir: &Path, name: &str) -> BTreeMap<TopicPartition, i64> {
     })
 }
 
+/// A partition directory found at startup, with what the checkpoints say about it.
+struct FoundLog {
+    dir: usize,
+    path: PathBuf,
+    tp: TopicPartition,
+    checkpoints: Checkpoints,
+}
+
+/// Finds the partition logs of log dir `index`, purging directories left by a deletion.
+fn scan_dir(
+    index: usize,
+    dir: &Path,
+    clean: bool,
+    found: &mut Vec<FoundLog>,
+) -> Result<(), StorageError> {
+    let recovery = read_checkpoint(dir, RECOVERY_POINT_FILE);
+    let starts = read_checkpoint(dir, LOG_START_FILE);
+    let cleaned = read_checkpoint(dir, CLEANER_FILE);
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        if name.ends_with(DELETE_SUFFIX) {
+            fs::remove_dir_all(entry.path())?;
+            continue;
+        }
+        let Some(tp) = TopicPartition::from_dir_name(&name) else {
+            tracing::warn!(dir = %entry.path().display(), "skipping directory that is not a partition log");
+            continue;
+        };
+        if tp.topic == METADATA_TOPIC {
+            // The KRaft metadata log belongs to the Raft layer, as in Kafka.
+            continue;
+        }
+        let checkpoints = Checkpoints {
+            recovery_point: if clean {
+                i64::MAX
+            } else {
+                recovery.get(&tp).copied().unwrap_or(0)
+            },
+            log_start_offset: starts.get(&tp).copied().unwrap_or(0),
+            cleaner_offset: cleaned.get(&tp).copied().unwrap_or(0),
+        };
+        found.push(FoundLog {
+            dir: index,
+            path: entry.path(),
+            tp,
+            checkpoints,
+        });
+    }
+    Ok(())
+}
+
+/// Opens (recovering where needed) the found logs on `threads` threads, as Kafka's
+/// `num.recovery.threads.per.data.dir` does: opening 10,000 logs one after another was
+/// most of a broker's restart. The first error stops the other threads.
+fn open_found(
+    found: &[FoundLog],
+    defaults: &LogConfig,
+    threads: usize,
+) -> Result<HashMap<TopicPartition, Entry>, StorageError> {
+    let now = now_ms();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let open_some = || -> Result<Vec<(TopicPartition, Entry)>, StorageError> {
+        let mut opened = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let Some(f) = found.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            let log =
+                PartitionLog::open(&f.path, f.tp.clone(), defaults.clone(), f.checkpoints, now)
+                    .inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
+            let entry = Entry {
+                dir: f.dir,
+                log: Arc::new(log),
+            };
+            opened.push((f.tp.clone(), entry));
+        }
+        Ok(opened)
+    };
+    let workers = threads.clamp(1, found.len().max(1));
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(open_some)).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(StorageError::Io(std::io::Error::other(
+                        "a log recovery thread panicked",
+                    )))
+                })
+            })
+            .collect()
+    });
+    let mut logs = HashMap::with_capacity(found.len());
+    for result in results {
+        logs.extend(result?);
+    }
+    Ok(logs)
+}
+
 impl LogManager {
     /// Opens every `<topic>-<partition>` directory under `dirs`, recovering
     /// logs that were not shut down cleanly.
@@ -75,68 +184,31 @@ impl LogManager {
         defaults: LogConfig,
         background: BackgroundConfig,
     ) -> Result<Arc<LogManager>, StorageError> {
-        let mut logs = HashMap::new();
-        let now = now_ms();
+        let mut found = Vec::new();
+        let mut markers = Vec::new();
         for (i, dir) in dirs.iter().enumerate() {
             fs::create_dir_all(dir)?;
             let marker = dir.join(CLEAN_SHUTDOWN_FILE);
             let clean = marker.exists();
-            let recovery = read_checkpoint(dir, RECOVERY_POINT_FILE);
-            let starts = read_checkpoint(dir, LOG_START_FILE);
-            let cleaned = read_checkpoint(dir, CLEANER_FILE);
-            for entry in fs::read_dir(dir)? {
-                let entry = entry?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if !entry.file_type()?.is_dir() {
-                    continue;
-                }
-                if name.ends_with(DELETE_SUFFIX) {
-                    fs::remove_dir_all(entry.path())?;
-                    continue;
-                }
-                let Some(tp) = TopicPartition::from_dir_name(&name) else {
-                    tracing::warn!(dir = %entry.path().display(), "skipping directory that is not a partition log");
-                    continue;
-                };
-                if tp.topic == METADATA_TOPIC {
-                    // The KRaft metadata log belongs to the Raft layer, as in Kafka.
-                    continue;
-                }
-                if logs.contains_key(&tp) {
-                    return Err(StorageError::Io(std::io::Error::other(format!(
-                        "partition {tp} has a log in more than one log dir"
-                    ))));
-                }
-                let checkpoints = Checkpoints {
-                    recovery_point: if clean {
-                        i64::MAX
-                    } else {
-                        recovery.get(&tp).copied().unwrap_or(0)
-                    },
-                    log_start_offset: starts.get(&tp).copied().unwrap_or(0),
-                    cleaner_offset: cleaned.get(&tp).copied().unwrap_or(0),
-                };
-                let log = PartitionLog::open(
-                    &entry.path(),
-                    tp.clone(),
-                    defaults.clone(),
-                    checkpoints,
-                    now,
-                )?;
-                logs.insert(
-                    tp,
-                    Entry {
-                        dir: i,
-                        log: Arc::new(log),
-                    },
-                );
-            }
+            scan_dir(i, dir, clean, &mut found)?;
             if clean {
-                // A crash from now on must trigger recovery again.
-                fs::remove_file(&marker)?;
+                markers.push(marker);
             }
         }
-        tracing::info!(logs = logs.len(), "log manager opened");
+        let mut seen = HashSet::new();
+        if let Some(twice) = found.iter().find(|f| !seen.insert(&f.tp)) {
+            return Err(StorageError::Io(std::io::Error::other(format!(
+                "partition {} has a log in more than one log dir",
+                twice.tp
+            ))));
+        }
+        let threads = background.recovery_threads_per_data_dir * dirs.len();
+        let logs = open_found(&found, &defaults, threads)?;
+        for marker in markers {
+            // A crash from now on must trigger recovery again.
+            fs::remove_file(&marker)?;
+        }
+        tracing::info!(logs = logs.len(), threads, "log manager opened");
         Ok(Arc::new(LogManager {
             dirs: dirs.to_vec(),
             background,
@@ -380,6 +452,7 @@ mod tests {
 
     fn background(cleaner: bool) -> BackgroundConfig {
         BackgroundConfig {
+            recovery_threads_per_data_dir: 2,
             retention_check_interval_ms: 10,
             checkpoint_interval_ms: 10,
             cleaner_enable: cleaner,

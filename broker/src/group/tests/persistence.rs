@@ -283,3 +283,41 @@ async fn load_fails_when_the_store_does_and_is_idempotent() {
         "a second load changes nothing"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn only_the_partitions_led_here_are_served_and_a_gained_one_is_replayed() {
+    // Another node coordinated `g` before: its commit is in the partition's log.
+    let store = Arc::new(MemoryOffsetsStore::new());
+    let before = start(store.clone(), config()).await;
+    before
+        .commit_offsets(standalone_commit("g", &[("t", 0, 42)]))
+        .unwrap();
+    before.shutdown();
+
+    let c = GroupCoordinator::new(config(), store.clone());
+    c.serve_led_partitions_only().unwrap();
+    let fetch =
+        |c: &GroupCoordinator| c.fetch_offsets("g", Some(vec![("t".into(), vec![0])]), false);
+    assert_eq!(fetch(&c).unwrap_err(), GroupError::NotCoordinator);
+    assert_eq!(
+        c.commit_offsets(standalone_commit("g", &[("t", 0, 7)]))
+            .unwrap_err(),
+        GroupError::NotCoordinator
+    );
+    assert!(c.list_groups(&[], &[]).unwrap().is_empty());
+
+    // Leadership arrives: the group comes back from the log.
+    c.serve_partitions(&[partition("g")]).unwrap();
+    assert_eq!(fetch(&c).unwrap()[0].offset, 42);
+    assert_eq!(c.list_groups(&[], &[]).unwrap().len(), 1);
+
+    // And leaves again: a member waiting to join hears NOT_COORDINATOR.
+    let waiting = spawn_join(&c, join_params("g", ""));
+    tokio::task::yield_now().await;
+    c.release_partitions(&[partition("g")]);
+    assert_eq!(
+        waiting.await.unwrap().unwrap_err(),
+        GroupError::NotCoordinator
+    );
+    assert_eq!(fetch(&c).unwrap_err(), GroupError::NotCoordinator);
+}

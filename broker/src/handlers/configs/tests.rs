@@ -89,7 +89,10 @@ async fn alter_configs_at_every_version() {
                     .with_value(Some(text(&value)))]),
             AlterConfigsResource::default()
                 .with_resource_type(BROKER)
-                .with_resource_name(text("1")),
+                .with_resource_name(text("1"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(text("num.partitions"))
+                    .with_value(Some(text("3")))]),
         ]);
         let response = alter_configs(&c, version, request).await;
         encodes(&response, version);
@@ -97,7 +100,7 @@ async fn alter_configs_at_every_version() {
         assert!(response.responses[0].error_message.is_none());
         assert_eq!(
             response.responses[1].error_code,
-            ResponseError::InvalidRequest.code()
+            ResponseError::InvalidConfig.code()
         );
         assert!(response.responses[1].error_message.is_some());
         assert_eq!(c.image().topic("t").unwrap().configs["retention.ms"], value);
@@ -133,6 +136,23 @@ async fn incremental_alter_configs_at_every_version() {
             .with_resources(vec![topic(vec![op("cleanup.policy", 1, None)])]);
         incremental_alter_configs(&c, version, request).await;
         assert!(c.image().topic("t").unwrap().configs.is_empty());
+
+        // This node's exclusion, as kafka-configs --entity-type brokers sets it.
+        let broker = |configs| {
+            incremental::AlterConfigsResource::default()
+                .with_resource_type(BROKER)
+                .with_resource_name(text("1"))
+                .with_configs(configs)
+        };
+        let request = IncrementalAlterConfigsRequest::default()
+            .with_resources(vec![broker(vec![op("broker.excluded", 0, Some("true"))])]);
+        let response = incremental_alter_configs(&c, version, request).await;
+        assert_eq!(response.responses[0].error_code, 0);
+        assert!(c.image().is_excluded(1));
+        let request = IncrementalAlterConfigsRequest::default()
+            .with_resources(vec![broker(vec![op("broker.excluded", 1, None)])]);
+        incremental_alter_configs(&c, version, request).await;
+        assert!(!c.image().is_excluded(1));
 
         let request = IncrementalAlterConfigsRequest::default()
             .with_resources(vec![topic(vec![op("retention.ms", 9, Some("1"))])]);

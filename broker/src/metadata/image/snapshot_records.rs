@@ -3,7 +3,7 @@
 use super::{MetadataImage, METADATA_VERSION_FEATURE};
 use crate::metadata::records::{
     ConfigRecord, FeatureLevelRecord, MetadataRecord, PartitionRecord, ProducerIdsRecord,
-    RegisterBrokerRecord, TopicRecord, TOPIC_RESOURCE,
+    RegisterBrokerRecord, TopicRecord, BROKER_RESOURCE, TOPIC_RESOURCE,
 };
 
 impl MetadataImage {
@@ -36,6 +36,22 @@ impl MetadataImage {
                 fenced: broker.fenced,
                 in_controlled_shutdown: broker.in_controlled_shutdown,
             }));
+        }
+        // The cluster default first, as Kafka's ConfigurationsImage writes it.
+        let broker_configs = std::iter::once((String::new(), &self.default_broker_configs)).chain(
+            self.broker_configs
+                .iter()
+                .map(|(id, configs)| (id.to_string(), configs)),
+        );
+        for (resource_name, configs) in broker_configs {
+            for (name, value) in configs {
+                records.push(MetadataRecord::Config(ConfigRecord {
+                    resource_type: BROKER_RESOURCE,
+                    resource_name: resource_name.clone(),
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                }));
+            }
         }
         for topic in self.topics.values() {
             records.push(MetadataRecord::Topic(TopicRecord {

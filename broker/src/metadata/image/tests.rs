@@ -214,3 +214,58 @@ fn records_that_do_not_fit_are_errors_for_try_apply() {
     let applied = image.apply(&[partition(9, 0), partition(1, 1)], 5);
     assert_eq!(applied.topic("a").unwrap().partitions.len(), 2);
 }
+
+fn broker_config(resource: &str, key: &str, value: Option<&str>) -> MetadataRecord {
+    MetadataRecord::Config(ConfigRecord {
+        resource_type: BROKER_RESOURCE,
+        resource_name: resource.into(),
+        name: key.into(),
+        value: value.map(str::to_string),
+    })
+}
+
+#[test]
+fn broker_configs_are_kept_per_broker_and_for_the_default() {
+    let image = MetadataImage::empty("c").apply(
+        &[
+            broker_config("2", EXCLUDED_KEY, Some("true")),
+            broker_config("5", EXCLUDED_KEY, Some("true")),
+            broker_config("", "removal.r", Some("{}")),
+            broker_config("5", EXCLUDED_KEY, None),
+        ],
+        3,
+    );
+    assert!(image.is_excluded(2));
+    assert!(!image.is_excluded(5) && !image.is_excluded(0));
+    assert_eq!(image.excluded_brokers().collect::<Vec<_>>(), vec![2]);
+    // The deleted key leaves no empty entry behind.
+    assert_eq!(image.broker_configs.keys().collect::<Vec<_>>(), vec![&2]);
+    assert_eq!(image.default_broker_configs["removal.r"], "{}");
+    assert_eq!(
+        image.broker_resource_configs(""),
+        Some(&image.default_broker_configs)
+    );
+    assert!(image.broker_resource_configs("7").unwrap().is_empty());
+    assert!(image.broker_resource_configs("x").is_none());
+
+    // Any value but `true` does not exclude.
+    let image = image.apply(&[broker_config("2", EXCLUDED_KEY, Some("yes"))], 4);
+    assert!(!image.is_excluded(2));
+}
+
+#[test]
+fn a_broker_config_for_a_name_that_is_no_id_does_not_fit() {
+    let image = MetadataImage::empty("c");
+    let err = image
+        .try_apply(&[broker_config("b-1", EXCLUDED_KEY, Some("true"))], 0)
+        .unwrap_err();
+    assert_eq!(err, ApplyError::BadBrokerResource("b-1".into()));
+    // A broker following the log skips it and keeps going.
+    assert_eq!(
+        image.apply(&[broker_config("b-1", EXCLUDED_KEY, Some("true"))], 0),
+        MetadataImage {
+            metadata_offset: 0,
+            ..image.clone()
+        }
+    );
+}

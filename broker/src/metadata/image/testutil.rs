@@ -18,6 +18,7 @@ const TOPIC_NAMES: [&str; 6] = [
     "__consumer_offsets",
 ];
 const CONFIG_KEYS: [&str; 3] = ["retention.ms", "cleanup.policy", "segment.bytes"];
+const BROKER_CONFIG_KEYS: [&str; 2] = [super::EXCLUDED_KEY, "removal.x"];
 
 fn ids(rng: &mut StdRng, max_len: usize) -> Vec<i32> {
     let len = rng.random_range(0..=max_len);
@@ -129,19 +130,33 @@ fn next_record(rng: &mut StdRng, image: &MetadataImage) -> MetadataRecord {
                 leader_recovery_state: rng.random_range(-1..=1),
             })
         }
-        8 => MetadataRecord::Config(ConfigRecord {
-            // A broker config now and then, which the image ignores.
-            resource_type: if rng.random_bool(0.9) {
-                TOPIC_RESOURCE
+        8 => {
+            // Now and then a broker config: per broker, the cluster default, or
+            // (rarely) a name that is no broker id, which the image refuses.
+            let broker = rng.random_bool(0.2);
+            let (resource_type, resource_name, keys): (i8, String, &[&str]) = if broker {
+                let name = match rng.random_range(0..8) {
+                    0 => String::new(),
+                    1 => "not-an-id".into(),
+                    id => (id - 2).to_string(),
+                };
+                (BROKER_RESOURCE, name, &BROKER_CONFIG_KEYS)
             } else {
-                4
-            },
-            resource_name: TOPIC_NAMES[rng.random_range(0..TOPIC_NAMES.len())].into(),
-            name: CONFIG_KEYS[rng.random_range(0..CONFIG_KEYS.len())].into(),
-            value: rng
-                .random_bool(0.8)
-                .then(|| rng.random_range(0..1000).to_string()),
-        }),
+                (
+                    TOPIC_RESOURCE,
+                    TOPIC_NAMES[rng.random_range(0..TOPIC_NAMES.len())].into(),
+                    &CONFIG_KEYS,
+                )
+            };
+            MetadataRecord::Config(ConfigRecord {
+                resource_type,
+                resource_name,
+                name: keys[rng.random_range(0..keys.len())].into(),
+                value: rng
+                    .random_bool(0.8)
+                    .then(|| rng.random_range(0..1000).to_string()),
+            })
+        }
         10 => MetadataRecord::FeatureLevel(FeatureLevelRecord {
             name: if rng.random_bool(0.7) {
                 METADATA_VERSION_FEATURE.into()

@@ -207,6 +207,8 @@ pub struct ConfigRecord {
 
 /// `ConfigRecord.resource_type` of a topic.
 pub const TOPIC_RESOURCE: i8 = 2;
+/// `ConfigRecord.resource_type` of a broker (name: its id, or empty for the cluster default).
+pub const BROKER_RESOURCE: i8 = 4;
 
 impl RecordBody for ConfigRecord {
     const API_KEY: u16 = 4;

@@ -20,6 +20,20 @@ async fn start_node(dir: &std::path::Path) -> Node {
     .await
 }
 
+/// A channel to the node's own controller, as a broker's lifecycle uses it.
+fn controller_channel(node: &Node) -> Arc<ControllerChannel> {
+    let voters = [(
+        1,
+        "127.0.0.1".to_string(),
+        node.controller_addr.unwrap().port(),
+    )];
+    Arc::new(ControllerChannel::new(
+        &voters,
+        node.raft.watch_leader(),
+        ClientOptions::default(),
+    ))
+}
+
 async fn wait_until(what: &str, condition: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !condition() {
@@ -36,16 +50,7 @@ async fn brokers_register_unfence_get_fenced_return_and_shut_down() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path()).await;
     let controller = node.controller.clone();
-    let voters = [(
-        1,
-        "127.0.0.1".to_string(),
-        node.controller_addr.unwrap().port(),
-    )];
-    let channel = Arc::new(ControllerChannel::new(
-        &voters,
-        node.raft.watch_leader(),
-        ClientOptions::default(),
-    ));
+    let channel = controller_channel(&node);
     let offset: MetadataOffset = {
         let controller = controller.clone();
         Arc::new(move || controller.image().metadata_offset)
@@ -124,4 +129,42 @@ async fn brokers_register_unfence_get_fenced_return_and_shut_down() {
     assert_eq!(partitions(&controller, "solo"), vec![(-1, vec![2])]);
 
     node.stop().await.unwrap();
+}
+
+/// The last node of a cluster stopped all at once has no controller left to let it go:
+/// it stops after a couple of unanswered heartbeats instead of waiting out its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_without_any_controller_does_not_wait_for_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path()).await;
+    let controller = node.controller.clone();
+    let channel = controller_channel(&node);
+    let offset: MetadataOffset = Arc::new(move || controller.image().metadata_offset);
+    let cluster_id = node.broker().image().cluster_id.clone();
+    let config = BrokerConfig {
+        node_id: 2,
+        broker_heartbeat_interval_ms: 100,
+        ..BrokerConfig::default()
+    };
+    let broker2 = BrokerLifecycle::start(
+        LifecycleConfig::from_broker(&config, cluster_id),
+        channel,
+        offset,
+    );
+    let mut state = broker2.state();
+    tokio::time::timeout(Duration::from_secs(20), state.wait_for(|s| s.is_ready()))
+        .await
+        .expect("registered and unfenced")
+        .unwrap();
+
+    // The only controller goes away; then broker 2 is asked to stop.
+    node.stop().await.unwrap();
+    let asked = tokio::time::Instant::now();
+    let last = broker2.shutdown(Duration::from_secs(30)).await;
+    let took = asked.elapsed();
+    assert_eq!(last, LifecycleState::ShutDown);
+    assert!(
+        took < Duration::from_secs(5),
+        "shutdown waited {took:?} for a controller that is gone"
+    );
 }

@@ -154,8 +154,14 @@ impl PartitionLog {
         let appender = self.appender.lock();
         self.flush()?;
         let end = self.log_end_offset();
-        producer_state::write_snapshot(&self.dir, end, &appender.producers)?;
-        producer_state::clean_snapshots(&self.dir, end, SNAPSHOTS_KEPT)?;
+        // As Kafka does, a snapshot only when the log moved since the newest one: with
+        // 10,000 idle partitions, writing and syncing an unchanged snapshot for each made
+        // up most of a broker's shutdown.
+        let newest = producer_state::snapshot_offsets(&self.dir)?.last().copied();
+        if newest.unwrap_or(0) != end {
+            producer_state::write_snapshot(&self.dir, end, &appender.producers)?;
+            producer_state::clean_snapshots(&self.dir, end, SNAPSHOTS_KEPT)?;
+        }
         Ok(())
     }
 
@@ -317,5 +323,32 @@ mod tests {
         assert_eq!(log.recovery_point(), 0);
         log.maybe_flush(1_000).unwrap();
         assert_eq!(log.recovery_point(), 2);
+    }
+
+    #[test]
+    fn close_writes_a_producer_snapshot_only_when_the_log_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshots = || super::producer_state::snapshot_offsets(dir.path()).unwrap();
+        let log = open(dir.path(), config());
+        log.close().unwrap();
+        assert_eq!(
+            snapshots(),
+            Vec::<i64>::new(),
+            "an empty log has nothing to keep"
+        );
+        log.append(simple(2, 0), 0, 0).unwrap();
+        log.close().unwrap();
+        assert_eq!(snapshots(), [2]);
+        let written = std::fs::metadata(dir.path().join("00000000000000000002.snapshot"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        log.close().unwrap();
+        let again = std::fs::metadata(dir.path().join("00000000000000000002.snapshot"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(written, again, "an unchanged log rewrote its snapshot");
     }
 }

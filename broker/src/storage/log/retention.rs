@@ -92,7 +92,12 @@ impl PartitionLog {
     pub fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
         let mut appender = self.appender.lock();
         if offset >= self.log_end_offset() {
-            return Ok(());
+            // No batch goes, but an epoch that starts at the log end does: a broker elected
+            // leader that appended nothing before it lost the leadership keeps that epoch
+            // as its latest, and a follower fetching with it is told to truncate here again
+            // and again (Kafka truncates the epoch cache in this case too).
+            let end = self.log_end_offset();
+            return self.publish_truncated_end(end);
         }
         let segments = self.segments_snapshot();
         let (keep, doomed): (Vec<_>, Vec<_>) =
@@ -321,6 +326,23 @@ mod tests {
         // An older epoch is no news.
         log.start_leader_epoch(2).unwrap();
         assert_eq!(log.end_offset_for_epoch(2), (1, 3));
+    }
+
+    #[test]
+    fn truncate_to_the_log_end_drops_an_epoch_started_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), config());
+        log.append(simple(3, 0), 1, 0).unwrap();
+        // Elected in epoch 4, deposed before its first append: the new leader, which has
+        // no epoch 4, says epoch 1 ends at 3, and the follower truncates to 3.
+        log.start_leader_epoch(4).unwrap();
+        log.truncate_to(3).unwrap();
+        assert_eq!(log.log_end_offset(), 3);
+        assert_eq!(log.latest_epoch(), Some(1));
+        assert_eq!(log.end_offset_for_epoch(1), (1, 3));
+        // Past the log end, nothing changes.
+        log.truncate_to(10).unwrap();
+        assert_eq!((log.log_end_offset(), log.latest_epoch()), (3, Some(1)));
     }
 
     #[test]

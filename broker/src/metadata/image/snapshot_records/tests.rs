@@ -63,3 +63,40 @@ fn metadata_version_comes_first_and_empty_images_have_no_records() {
     assert_eq!(records.len(), 1 + 5 + 3 * 4);
     assert_eq!(rebuilt(&image), image);
 }
+
+#[test]
+fn broker_configs_are_written_back_default_first() {
+    let mut image = large_image(1, 1);
+    let config = |name: &str, key: &str, value: &str| {
+        MetadataRecord::Config(ConfigRecord {
+            resource_type: BROKER_RESOURCE,
+            resource_name: name.into(),
+            name: key.into(),
+            value: Some(value.into()),
+        })
+    };
+    image = image.apply(
+        &[
+            config("3", super::super::EXCLUDED_KEY, "true"),
+            config("", "removal.r", "{}"),
+        ],
+        100,
+    );
+    let records = image.to_records();
+    let broker_configs: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            MetadataRecord::Config(c) if c.resource_type == BROKER_RESOURCE => {
+                Some((c.resource_name.as_str(), c.name.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        broker_configs,
+        vec![("", "removal.r"), ("3", super::super::EXCLUDED_KEY)]
+    );
+    let rebuilt = rebuilt(&image);
+    assert!(rebuilt.is_excluded(3));
+    assert_eq!(rebuilt, image);
+}
