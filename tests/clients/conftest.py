@@ -232,6 +232,17 @@ class BrokerProcess:
         """The node leading `topic`/`partition`: this one, the only node."""
         return self
 
+    def metric(self, name: str) -> int:
+        """The value of gauge `name` on this node's /metrics."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return int(float(line.split()[1]))
+        raise AssertionError(f"node {self.node_id} exports no metric {name}")
+
+    def wait_metadata_settled(self, timeout: float = 20) -> None:
+        wait_metadata_settled([self], timeout)
+
 
 def leaderless_partitions(port: int) -> list[str]:
     """`topic-partition` of every partition without a leader in the node's own Metadata."""
@@ -243,6 +254,25 @@ def leaderless_partitions(port: int) -> list[str]:
     finally:
         c.close()
     return [f"{name}-{idx}" for name, (_, parts) in md.items() for idx, err, leader in parts if leader < 0]
+
+
+def wait_metadata_settled(nodes: list[BrokerProcess], timeout: float = 20) -> None:
+    """Waits until every node has applied all metadata committed when called.
+
+    Nodes apply the metadata log each at its own pace, so after an admin change
+    two requests answered by different nodes may disagree for a moment (as on
+    Kafka). Tests that read back a change call this first.
+    """
+    committed = max(n.metric("kafka_server_raftmetrics_high_watermark") for n in nodes)
+    deadline = time.monotonic() + timeout
+    while True:
+        behind = [n.node_id for n in nodes
+                  if n.metric("kafka_server_broker_metadata_metrics_last_applied_record_offset") < committed - 1]
+        if not behind:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nodes {behind} did not apply metadata up to offset {committed - 1} in {timeout}s")
+        time.sleep(0.05)
 
 
 def new_cluster_id() -> str:
@@ -362,6 +392,9 @@ class ClusterProcess:
     def stderr_tail(self, max_bytes: int = 60_000) -> str:
         return "\n".join(f"----- node {n.node_id} ({n.workdir}) -----\n{n.stderr_tail(max_bytes // CLUSTER_SIZE)}"
                          for n in self.nodes)
+
+    def wait_metadata_settled(self, timeout: float = 20) -> None:
+        wait_metadata_settled(self.nodes, timeout)
 
     def readyz(self) -> int:
         """200 when every node is ready, else the first other answer."""

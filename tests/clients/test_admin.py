@@ -51,6 +51,7 @@ def test_confluent_create_with_configs_and_describe(broker, topic_name):
                                            "max.message.bytes": "200000"})], request_timeout=20)
     fs[topic_name].result(20)
     wait_topic(broker.bootstrap, topic_name, 3)
+    broker.wait_metadata_settled()
     cfg = topic_configs(broker.bootstrap, topic_name)
     assert cfg["retention.ms"].value == "123456"
     assert cfg["cleanup.policy"].value == "compact"
@@ -106,27 +107,29 @@ def test_confluent_incremental_alter_configs(broker, topic_name):
     ])
     for f in a.incremental_alter_configs([res], request_timeout=20).values():
         f.result(20)
-    # both changes at once: on a cluster, consecutive describes may be answered by different
-    # nodes, each applying the change when it reads it from the metadata log
-    wait_until(lambda: (lambda c: c["retention.ms"].value == "999000" and c["cleanup.policy"].value == "delete")(
-        topic_configs(broker.bootstrap, topic_name)), what="alter (and DELETE reverting to the default)")
+    # on a cluster, consecutive describes may be answered by different nodes, each applying
+    # the change when it reads it from the metadata log
+    broker.wait_metadata_settled()
     cfg = topic_configs(broker.bootstrap, topic_name)
+    assert cfg["retention.ms"].value == "999000"
     assert cfg["cleanup.policy"].value == "delete", "DELETE must revert to the default"
     # APPEND on a list config
     res = ConfigResource(ResourceType.TOPIC, topic_name, incremental_configs=[
         ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND)])
     for f in a.incremental_alter_configs([res], request_timeout=20).values():
         f.result(20)
-    wait_until(lambda: set(topic_configs(broker.bootstrap, topic_name)["cleanup.policy"].value.split(","))
-               == {"delete", "compact"}, what="append")
+    broker.wait_metadata_settled()
+    assert set(topic_configs(broker.bootstrap, topic_name)["cleanup.policy"].value.split(",")) == {"delete", "compact"}
     # invalid value is rejected and leaves the config alone
     res = ConfigResource(ResourceType.TOPIC, topic_name, incremental_configs=[
         ConfigEntry("retention.ms", "abc", incremental_operation=AlterConfigOpType.SET)])
     fut = list(a.incremental_alter_configs([res], request_timeout=20).values())[0]
     assert error_code(fut) == KafkaError.INVALID_CONFIG
+    broker.wait_metadata_settled()
     assert topic_configs(broker.bootstrap, topic_name)["retention.ms"].value == "999000"
     # survives a restart
     broker.restart()
+    broker.wait_metadata_settled()
     assert topic_configs(broker.bootstrap, topic_name)["retention.ms"].value == "999000"
 
 
@@ -181,6 +184,7 @@ def test_kafka_python_admin(broker, topic_name):
         ka.create_topics({topic_name: {"num_partitions": 2, "replication_factor": 1,
                                        "configs": {"retention.ms": "7200000"}}})
         wait_topic(broker.bootstrap, topic_name, 2)
+        broker.wait_metadata_settled()
         # validate only
         ka.create_topics({topic_name + "-v": {"num_partitions": 1, "replication_factor": 1}}, validate_only=True)
         assert not topic_exists(broker.bootstrap, topic_name + "-v")
@@ -191,8 +195,8 @@ def test_kafka_python_admin(broker, topic_name):
 
         ka.alter_configs([KConfigResource(ConfigResourceType.TOPIC, topic_name,
                                           configs={"retention.ms": "3600000"})])
-        wait_until(lambda: topic_configs(broker.bootstrap, topic_name)["retention.ms"].value == "3600000",
-                   what="kafka-python alter_configs")
+        broker.wait_metadata_settled()
+        assert topic_configs(broker.bootstrap, topic_name)["retention.ms"].value == "3600000"
 
         ka.create_partitions({topic_name: 4})
         wait_topic(broker.bootstrap, topic_name, 4)

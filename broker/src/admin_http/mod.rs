@@ -64,6 +64,10 @@ async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
 }
 
 async fn metrics(State(state): State<AdminState>) -> String {
+    state
+        .metrics
+        .metadata_last_applied_offset
+        .set(state.publisher.current().metadata_offset);
     state.metrics.render()
 }
 

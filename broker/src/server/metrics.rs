@@ -19,6 +19,9 @@ pub struct Metrics {
     pub raft_current_leader: IntGauge,
     pub raft_current_epoch: IntGauge,
     pub raft_high_watermark: IntGauge,
+    /// Kafka's `broker-metadata-metrics` last-applied-record-offset: how far
+    /// this node's metadata image has got, to compare nodes' convergence.
+    pub metadata_last_applied_offset: IntGauge,
     /// Kafka's `KafkaController` gauges: the cluster as the active controller
     /// sees it; zero on every other node, so sums over nodes are right.
     pub controller: ControllerGauges,
@@ -159,6 +162,10 @@ impl Metrics {
             raft_high_watermark: gauge(
                 "kafka_server_raftmetrics_high_watermark",
                 "Offset below which metadata records are committed",
+            ),
+            metadata_last_applied_offset: gauge(
+                "kafka_server_broker_metadata_metrics_last_applied_record_offset",
+                "Offset of the last metadata record in this node's image, -1 before any",
             ),
             requests: counter_vec(
                 "kafka_network_requestmetrics_requests_total",
