@@ -93,3 +93,26 @@ while time.time() < end:
 sys.exit(f"broker not ready after {timeout}s")
 EOF
 }
+
+# container_pytest WHAT BUILD FILE [PYTEST_ARGS...]: runs tests/docker/FILE with the test venv
+# (VENV), after building the images unless BUILD is 0; skips, passing, without docker.
+container_pytest() {
+    local what="$1" build="$2" file="$3"
+    shift 3
+    if ! command -v docker >/dev/null; then
+        echo "SKIP: docker is not installed; the $what did not run"
+        return 0
+    fi
+    local venv
+    venv="$(cd "${VENV:-$ROOT/tests/.work/venv}" 2>/dev/null && pwd)" \
+        || die "no test venv at ${VENV:-$ROOT/tests/.work/venv}: run 'bash tests/run.sh' once (it creates it)"
+    "$venv/bin/python" -c 'import confluent_kafka, pytest' 2>/dev/null \
+        || die "no Kafka clients or pytest in $venv: run 'bash tests/run.sh' once (it creates the venv)"
+    # pod_to_docker.py parses the operator's render with the host's python3 and PyYAML.
+    ensure_apt python3-yaml
+    if [ "$build" != 0 ]; then
+        bash "$ROOT/tests/docker/build-images.sh"
+    fi
+    say "$what (pytest tests/docker/$file)"
+    (cd "$ROOT/tests/docker" && "$venv/bin/python" -m pytest -v -s -p no:cacheprovider "$file" "$@")
+}

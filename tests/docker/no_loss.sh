@@ -16,19 +16,4 @@ cd "$ROOT"
 # shellcheck source=../lib.sh
 source "$ROOT/tests/lib.sh"
 
-if ! command -v docker >/dev/null; then
-    echo "SKIP: docker is not installed; the no-loss test did not run"
-    exit 0
-fi
-VENV="${VENV:-$ROOT/tests/.work/venv}"
-"$VENV/bin/python" -c 'import confluent_kafka, pytest' 2>/dev/null \
-    || die "no Kafka clients or pytest in $VENV: run 'bash tests/run.sh' once (it creates the venv)"
-# The harness parses the operator's render with the host's python3 and PyYAML.
-ensure_apt python3-yaml
-
-if [ "${NO_LOSS_SKIP_BUILD:-0}" != 1 ]; then
-    bash tests/docker/build-images.sh
-fi
-say "no-loss test (pytest tests/docker/test_no_loss.py, ${NO_LOSS_SECONDS:-90} s of faults)"
-cd tests/docker
-"$VENV/bin/python" -m pytest -v -s -p no:cacheprovider test_no_loss.py "$@"
+container_pytest "no-loss test" "$([ "${NO_LOSS_SKIP_BUILD:-0}" = 1 ] && echo 0 || echo 1)" test_no_loss.py "$@"

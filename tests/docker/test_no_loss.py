@@ -116,11 +116,14 @@ def client_logger():
 
 class Writer(threading.Thread):
     """One idempotent acks=all producer writing `p<id>-<seq>` round-robin over the
-    partitions at about RATE messages a second, recording every outcome in the history."""
+    partitions of `topic` at about `rate` messages a second, recording every outcome in
+    the history."""
 
-    def __init__(self, ident, bootstrap, history, log):
+    def __init__(self, ident, bootstrap, history, log, topic=TOPIC, partitions=PARTITIONS,
+                 rate=RATE):
         super().__init__(daemon=True, name=f"producer-{ident}")
         self.pid, self.history, self.log = ident, history, log
+        self.topic, self.partitions, self.rate = topic, partitions, rate
         self.stop = threading.Event()
         self.acks = 0
         self.producer = Producer({
@@ -158,9 +161,9 @@ class Writer(threading.Thread):
         started = time.monotonic()
         while not self.stop.is_set():
             value = f"p{self.pid}-{seq}"
-            partition = seq % PARTITIONS
+            partition = seq % self.partitions
             try:
-                self.producer.produce(TOPIC, value.encode(), partition=partition,
+                self.producer.produce(self.topic, value.encode(), partition=partition,
                                       on_delivery=self.delivered)
             except BufferError:
                 self.producer.poll(0.05)
@@ -168,7 +171,7 @@ class Writer(threading.Thread):
             self.history.record_sent(self.pid, value, partition, seq, time.monotonic())
             seq += 1
             self.producer.poll(0)
-            ahead = started + seq / RATE - time.monotonic()
+            ahead = started + seq / self.rate - time.monotonic()
             if ahead > 0:
                 self.producer.poll(ahead)
         left = self.producer.flush(MESSAGE_TIMEOUT_MS / 1000 + 15)
@@ -300,21 +303,21 @@ def recover(cluster, timeout=RECOVER_TIMEOUT_S):
 
 # ---- the checks --------------------------------------------------------------------------
 
-def consume_everything(cluster):
-    """{partition: [(offset, value)]}: every partition read with confluent-kafka from its
-    start to its high watermark."""
+def consume_everything(cluster, topic=TOPIC, partitions=PARTITIONS):
+    """{partition: [(offset, value)]}: every partition of `topic` read with confluent-kafka
+    from its start to its high watermark."""
     consumer = Consumer({"bootstrap.servers": cluster.bootstrap(), "group.id": "no-loss-check",
                          "logger": client_logger(),
                          "enable.auto.commit": False, "enable.partition.eof": True,
                          "fetch.max.bytes": 8 << 20})
     try:
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=30)[1]
-                for p in range(PARTITIONS)}
-        consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
-        logs = {p: [] for p in range(PARTITIONS)}
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                for p in range(partitions)}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+        logs = {p: [] for p in range(partitions)}
         done = {p for p, end in ends.items() if end == 0}
         deadline = time.monotonic() + 120
-        while len(done) < PARTITIONS:
+        while len(done) < partitions:
             assert time.monotonic() < deadline, \
                 f"could not read to the high watermarks {ends}: read {[len(v) for v in logs.values()]}"
             for m in consumer.consume(num_messages=5000, timeout=1.0):
