@@ -204,6 +204,9 @@ pub struct LeadershipConfig {
     pub auto_leader_rebalance: bool,
     /// `leader.imbalance.check.interval.seconds`, in milliseconds.
     pub imbalance_check_interval_ms: u64,
+    /// `removal.max.concurrent.moves.per.broker`: how many partition moves
+    /// of a broker removal may be in flight on any one broker at a time.
+    pub removal_max_moves_per_broker: usize,
     /// `replica.selector.class` is Kafka's RackAwareReplicaSelector: a
     /// consumer that names its rack is sent to a replica in that rack (KIP-392).
     pub rack_aware_replica_selector: bool,
@@ -215,6 +218,7 @@ impl Default for LeadershipConfig {
             unclean_leader_election: false,
             auto_leader_rebalance: true,
             imbalance_check_interval_ms: 300_000,
+            removal_max_moves_per_broker: 2,
             rack_aware_replica_selector: false,
         }
     }
@@ -549,6 +553,9 @@ impl BrokerConfig {
                 "leader.imbalance.check.interval.seconds" => {
                     config.leadership.imbalance_check_interval_ms =
                         parse_positive::<u64>(key, v)?.saturating_mul(1000)
+                }
+                "removal.max.concurrent.moves.per.broker" => {
+                    config.leadership.removal_max_moves_per_broker = parse_positive(key, v)?
                 }
                 "replica.selector.class" => {
                     config.leadership.rack_aware_replica_selector = match v {

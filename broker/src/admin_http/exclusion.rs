@@ -34,6 +34,15 @@ pub enum ExclusionError {
     Refused(String),
 }
 
+/// Why a dynamic broker config change did not happen.
+#[derive(Debug, PartialEq)]
+pub enum AlterError {
+    /// The controller refused it with this Kafka error code and message.
+    Refused { code: i16, message: String },
+    /// No active controller answered in time.
+    NoController(String),
+}
+
 /// Excludes `broker` (`excluded`) or lifts its exclusion, once committed,
 /// giving up when no active controller answers within `timeout`.
 pub async fn set_excluded(
@@ -42,54 +51,82 @@ pub async fn set_excluded(
     excluded: bool,
     timeout: Duration,
 ) -> Result<(), ExclusionError> {
+    let value = excluded.then_some("true");
+    alter_broker_config(
+        controllers,
+        &broker.to_string(),
+        EXCLUDED_KEY,
+        value,
+        timeout,
+    )
+    .await
+    .map_err(|e| match e {
+        AlterError::Refused { code, message }
+            if code == ResponseError::BrokerIdNotRegistered.code() =>
+        {
+            ExclusionError::UnknownBroker(message)
+        }
+        AlterError::Refused { code, message } => ExclusionError::Refused(format!(
+            "the controller refused with error {code}: {message}"
+        )),
+        AlterError::NoController(reason) => ExclusionError::NoController(reason),
+    })
+}
+
+/// Sets `key` of the BROKER resource `resource` (a broker id, or empty for the
+/// cluster default) to `value`, or deletes it for `None`, once committed.
+pub async fn alter_broker_config(
+    controllers: &ControllerChannel,
+    resource: &str,
+    key: &str,
+    value: Option<&str>,
+    timeout: Duration,
+) -> Result<(), AlterError> {
     let response = controllers
-        .send(&request(broker, excluded), timeout)
+        .send(&request(resource, key, value), timeout)
         .await
         .map_err(|e| match e {
             ClientError::NoController(_) | ClientError::Timeout(_) => {
-                ExclusionError::NoController(format!("asking the active controller: {e}"))
+                AlterError::NoController(format!("asking the active controller: {e}"))
             }
-            other => ExclusionError::Refused(format!("asking the active controller: {other}")),
+            other => AlterError::Refused {
+                code: ResponseError::UnknownServerError.code(),
+                message: format!("asking the active controller: {other}"),
+            },
         })?;
     outcome(&response)
 }
 
-fn request(broker: i32, excluded: bool) -> IncrementalAlterConfigsRequest {
-    let config = AlterableConfig::default().with_name(StrBytes::from_static_str(EXCLUDED_KEY));
-    let config = if excluded {
-        config
+fn request(resource: &str, key: &str, value: Option<&str>) -> IncrementalAlterConfigsRequest {
+    let config = AlterableConfig::default().with_name(StrBytes::from_string(key.to_string()));
+    let config = match value {
+        Some(value) => config
             .with_config_operation(SET)
-            .with_value(Some(StrBytes::from_static_str("true")))
-    } else {
-        config.with_config_operation(DELETE).with_value(None)
+            .with_value(Some(StrBytes::from_string(value.to_string()))),
+        None => config.with_config_operation(DELETE),
     };
     IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
         .with_resource_type(BROKER_RESOURCE)
-        .with_resource_name(StrBytes::from_string(broker.to_string()))
+        .with_resource_name(StrBytes::from_string(resource.to_string()))
         .with_configs(vec![config])])
 }
 
-fn outcome(response: &IncrementalAlterConfigsResponse) -> Result<(), ExclusionError> {
+fn outcome(response: &IncrementalAlterConfigsResponse) -> Result<(), AlterError> {
     let Some(result) = response.responses.first() else {
-        return Err(ExclusionError::Refused(
-            "the controller answered IncrementalAlterConfigs without a result".into(),
-        ));
-    };
-    let message = || {
-        result
-            .error_message
-            .as_ref()
-            .map_or_else(String::new, |m| m.to_string())
+        return Err(AlterError::Refused {
+            code: ResponseError::UnknownServerError.code(),
+            message: "the controller answered IncrementalAlterConfigs without a result".into(),
+        });
     };
     match result.error_code {
         0 => Ok(()),
-        code if code == ResponseError::BrokerIdNotRegistered.code() => {
-            Err(ExclusionError::UnknownBroker(message()))
-        }
-        code => Err(ExclusionError::Refused(format!(
-            "the controller refused with error {code}: {}",
-            message()
-        ))),
+        code => Err(AlterError::Refused {
+            code,
+            message: result
+                .error_message
+                .as_ref()
+                .map_or_else(String::new, |m| m.to_string()),
+        }),
     }
 }
 
@@ -132,7 +169,7 @@ mod tests {
 
     #[test]
     fn put_sets_the_key_and_delete_removes_it() {
-        let put = request(2, true);
+        let put = request("2", EXCLUDED_KEY, Some("true"));
         let resource = &put.resources[0];
         assert_eq!(
             (resource.resource_type, resource.resource_name.as_str()),
@@ -147,7 +184,7 @@ mod tests {
             ),
             (EXCLUDED_KEY, SET, Some("true"))
         );
-        let delete = request(2, false);
+        let delete = request("2", EXCLUDED_KEY, None);
         let config = &delete.resources[0].configs[0];
         assert_eq!(
             (config.config_operation, config.value.as_deref()),
@@ -160,17 +197,14 @@ mod tests {
         assert_eq!(outcome(&answer(0, "")), Ok(()));
         assert_eq!(
             outcome(&answer(102, "Broker 9 is not registered.")),
-            Err(ExclusionError::UnknownBroker(
-                "Broker 9 is not registered.".into()
-            ))
+            Err(AlterError::Refused {
+                code: 102,
+                message: "Broker 9 is not registered.".into()
+            })
         );
-        let Err(ExclusionError::Refused(reason)) = outcome(&answer(40, "bad")) else {
-            panic!("refused expected");
-        };
-        assert!(reason.contains("error 40: bad"), "{reason}");
         assert!(matches!(
             outcome(&IncrementalAlterConfigsResponse::default()),
-            Err(ExclusionError::Refused(_))
+            Err(AlterError::Refused { code: -1, .. })
         ));
     }
 }

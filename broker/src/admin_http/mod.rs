@@ -1,11 +1,12 @@
 //! Admin HTTP: `/healthz` (the process is up), `/readyz` (serving clients),
 //! `/metrics` (Prometheus), and the admin API (`docs/admin-api.yaml`): the
-//! cluster view, the controller quorum, a broker's restart safety and its
-//! exclusion.
+//! cluster view, the controller quorum, a broker's restart safety, its
+//! exclusion, and broker removals.
 
 mod cluster_view;
 mod exclusion;
 mod quorum_view;
+mod removal;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,6 +52,10 @@ pub fn router(state: AdminState) -> Router {
         .route(
             "/admin/v1/brokers/{broker_id}/exclusion",
             put(exclude).delete(unexclude),
+        )
+        .route(
+            "/admin/v1/removals/{removal_id}",
+            put(start_removal).get(get_removal).delete(cancel_removal),
         )
         .with_state(state)
 }
@@ -140,6 +145,22 @@ async fn set_exclusion(
             reason,
         ),
     }
+}
+
+async fn start_removal(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    removal::put(&state, &id, &body).await
+}
+
+async fn get_removal(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
+    removal::get(&state, &id).await
+}
+
+async fn cancel_removal(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
+    removal::delete(&state, &id).await
 }
 
 /// The contract's `Error` body.

@@ -8,7 +8,8 @@ use kafka_protocol::error::ResponseError;
 
 use super::configs::{config_records, replace, AlterOp, ConfigUpdate};
 use super::error::ApiError;
-use crate::metadata::image::EXCLUDED_KEY;
+use super::removal::plan_removal_update;
+use crate::metadata::image::{EXCLUDED_KEY, REMOVAL_KEY_PREFIX};
 use crate::metadata::records::BROKER_RESOURCE;
 use crate::metadata::{MetadataImage, MetadataRecord};
 
@@ -64,10 +65,17 @@ pub fn plan_broker_update(
             ));
         }
     }
-    let current = image
+    if let Some((key, value)) = removal_update(on_default, update) {
+        return plan_removal_update(image, key, value);
+    }
+    // Removal tasks share the default resource but are never rewritten here.
+    let current: BTreeMap<String, String> = image
         .broker_resource_configs(name)
-        .cloned()
-        .unwrap_or_default();
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| !key.starts_with(REMOVAL_KEY_PREFIX))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
     let set = |configs: &mut BTreeMap<String, String>, key: &str, value: &str| {
         let known = known_key(key, on_default)?;
         match (known.normalize)(value) {
@@ -122,6 +130,20 @@ pub fn plan_broker_update(
         }
     }
     Ok(config_records(BROKER_RESOURCE, name, &current, &wanted))
+}
+
+/// A SET of one `removal.<id>` key on the cluster default: the removal task's
+/// start or cancel, which the removal module checks against the whole image.
+fn removal_update(on_default: bool, update: &ConfigUpdate) -> Option<(&str, &str)> {
+    match update {
+        ConfigUpdate::Incremental(ops) if on_default && ops.len() == 1 => match &ops[0] {
+            (key, AlterOp::Set, Some(value)) if key.starts_with(REMOVAL_KEY_PREFIX) => {
+                Some((key.as_str(), value.as_str()))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn known_key(key: &str, on_default: bool) -> Result<&'static BrokerKey, ApiError> {

@@ -22,6 +22,7 @@ mod placement;
 mod producer_ids;
 mod quorum;
 mod reassignment;
+mod removal;
 mod sessions;
 mod topics;
 
@@ -40,6 +41,7 @@ pub use partitions::NewPartitions;
 pub use producer_ids::PRODUCER_ID_BLOCK_SIZE;
 pub use quorum::Controller;
 pub use reassignment::{reassigning, OngoingReassignment, ReassignmentResult};
+pub use removal::valid_id as valid_removal_id;
 pub use sessions::monotonic_ms;
 pub use topics::{CreatedTopic, NewTopic};
 

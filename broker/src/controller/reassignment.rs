@@ -179,7 +179,7 @@ fn within(list: &[i32], other: &[i32]) -> Vec<i32> {
 /// Starts moving `p` to `target`, replacing a move in flight, and completes
 /// at once when every added replica is already in the ISR (a reorder or a
 /// shrink). `None` when nothing changes.
-fn start(
+pub(super) fn start(
     image: &MetadataImage,
     topic: &TopicImage,
     p: &PartitionImage,
@@ -216,7 +216,7 @@ fn start(
 }
 
 /// Puts `p` back on its original replicas.
-fn cancel(
+pub(super) fn cancel(
     image: &MetadataImage,
     topic: &TopicImage,
     p: &PartitionImage,

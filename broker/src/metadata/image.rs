@@ -13,6 +13,7 @@ use super::records::{
 };
 
 pub use broker_configs::EXCLUDED_KEY;
+pub use removals::{RemovalState, RemovalTask, REMOVAL_KEY_PREFIX};
 
 /// Name of the feature whose level is the metadata version.
 pub const METADATA_VERSION_FEATURE: &str = "metadata.version";
@@ -378,6 +379,7 @@ impl MetadataImage {
 }
 
 mod broker_configs;
+mod removals;
 mod snapshot_records;
 
 #[cfg(test)]

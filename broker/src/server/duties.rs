@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::lifecycle::LifecycleState;
 use super::metrics::Metrics;
+use crate::config::LeadershipConfig;
 use crate::controller::{monotonic_ms, Controller, ControllerError};
 use crate::kraft::QuorumView;
 use crate::metadata::MetadataPublisher;
@@ -19,7 +20,8 @@ const FENCING_CHECK: Duration = Duration::from_millis(250);
 
 /// On becoming active: bootstrap a new cluster and restart broker sessions;
 /// while active: fence brokers that stopped heartbeating, elect unclean
-/// leaders where allowed, complete partition reassignments and, every `leader.imbalance.check.interval.seconds`,
+/// leaders where allowed, complete partition reassignments, advance a broker
+/// removal and, every `leader.imbalance.check.interval.seconds`,
 /// move leaderships back to preferred replicas.
 pub async fn run_controller(
     controller: Arc<Controller>,
@@ -52,7 +54,8 @@ pub async fn run_controller(
             last_balance = monotonic_ms();
         }
         let outcome = if activated {
-            tokio::task::spawn_blocking(move || leadership_duties(&duty, balance)).await
+            tokio::task::spawn_blocking(move || leadership_duties(&duty, balance, &leadership))
+                .await
         } else {
             tracing::info!("this node is now the active controller");
             tokio::task::spawn_blocking(move || duty.activate()).await
@@ -67,7 +70,11 @@ pub async fn run_controller(
 }
 
 /// One round of the active controller's leadership duties.
-fn leadership_duties(controller: &Controller, balance: bool) -> Result<(), ControllerError> {
+fn leadership_duties(
+    controller: &Controller,
+    balance: bool,
+    leadership: &LeadershipConfig,
+) -> Result<(), ControllerError> {
     let fenced = controller.fence_stale_brokers(monotonic_ms())?;
     if !fenced.is_empty() {
         tracing::warn!(?fenced, "fenced brokers whose session expired");
@@ -78,6 +85,7 @@ fn leadership_duties(controller: &Controller, balance: bool) -> Result<(), Contr
     if completed > 0 {
         tracing::info!(partitions = completed, "completed partition reassignments");
     }
+    controller.advance_removal(leadership.removal_max_moves_per_broker)?;
     if balance {
         let moved = controller.balance_leaders()?;
         if moved > 0 {

@@ -38,6 +38,8 @@ pub struct ControllerGauges {
     /// Brokers with `broker.excluded`: no new replicas or preferred leaderships.
     pub excluded_brokers: IntGauge,
     pub reassigning_partitions: IntGauge,
+    /// Replicas the running broker removal still has to move.
+    pub removal_partitions_remaining: IntGauge,
 }
 
 impl ControllerGauges {
@@ -69,9 +71,14 @@ impl ControllerGauges {
             .set(count(image.excluded_brokers().count()));
         self.reassigning_partitions
             .set(count(partitions().filter(|p| reassigning(p)).count()));
+        self.removal_partitions_remaining.set(count(
+            image.running_removal().map_or(0, |(_, task)| {
+                task.brokers.iter().map(|b| image.partitions_on(*b)).sum()
+            }),
+        ));
     }
 
-    fn all(&self) -> [&IntGauge; 9] {
+    fn all(&self) -> [&IntGauge; 10] {
         [
             &self.active,
             &self.offline_partitions,
@@ -82,6 +89,7 @@ impl ControllerGauges {
             &self.fenced_brokers,
             &self.excluded_brokers,
             &self.reassigning_partitions,
+            &self.removal_partitions_remaining,
         ]
     }
 }
@@ -147,6 +155,10 @@ impl Metrics {
             reassigning_partitions: gauge(
                 "kafka_controller_reassigning_partitions",
                 "Partitions with a replica reassignment in flight",
+            ),
+            removal_partitions_remaining: gauge(
+                "kafka_controller_removal_partitions_remaining",
+                "Replicas the running broker removal still has to move off its brokers",
             ),
         };
         Metrics {

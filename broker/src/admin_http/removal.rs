@@ -1,0 +1,288 @@
+//! `PUT`/`GET`/`DELETE /admin/v1/removals/{id}`: start, follow and cancel a
+//! broker removal. Reads come from this node's image; starting and
+//! cancelling are IncrementalAlterConfigs SETs of the task's
+//! `removal.<id>` key, which the active controller checks before it commits.
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use kafka_protocol::error::ResponseError;
+use serde::{Deserialize, Serialize};
+
+use super::error;
+use super::exclusion::{alter_broker_config, AlterError, ASK_TIMEOUT};
+use super::AdminState;
+use crate::controller::valid_removal_id;
+use crate::metadata::image::{RemovalState, RemovalTask, REMOVAL_KEY_PREFIX};
+use crate::metadata::MetadataImage;
+
+/// How long a write waits for this node's image to show what it committed.
+const SEE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `RemovalRequest` of the contract.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RemovalRequest {
+    broker_ids: Vec<i32>,
+}
+
+/// `Removal` of the contract.
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovalView {
+    pub id: String,
+    pub broker_ids: Vec<i32>,
+    pub state: RemovalState,
+    pub partitions_remaining: i64,
+    /// -1: brokers do not report their log sizes to the controller yet.
+    pub bytes_remaining: i64,
+    pub brokers: Vec<BrokerProgress>,
+    pub error: Option<String>,
+}
+
+/// `BrokerProgress` of the contract.
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerProgress {
+    pub broker_id: i32,
+    pub partitions_remaining: i64,
+    pub bytes_remaining: i64,
+}
+
+/// Bytes are not known to the controller: see [`RemovalView::bytes_remaining`].
+const UNKNOWN_BYTES: i64 = -1;
+
+/// The task's progress as `image` shows it.
+pub fn view(image: &MetadataImage, id: &str, task: &RemovalTask) -> RemovalView {
+    let brokers: Vec<BrokerProgress> = task
+        .brokers
+        .iter()
+        .map(|b| BrokerProgress {
+            broker_id: *b,
+            partitions_remaining: image.partitions_on(*b) as i64,
+            bytes_remaining: UNKNOWN_BYTES,
+        })
+        .collect();
+    RemovalView {
+        id: id.to_string(),
+        broker_ids: task.brokers.clone(),
+        state: task.state,
+        partitions_remaining: brokers.iter().map(|b| b.partitions_remaining).sum(),
+        bytes_remaining: UNKNOWN_BYTES,
+        brokers,
+        error: task.error.clone(),
+    }
+}
+
+fn bad_id(id: &str) -> Option<Response> {
+    (!valid_removal_id(id)).then(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REMOVAL_ID",
+            format!("`{id}` is not a removal id: 1 to 63 lowercase letters, digits or dashes"),
+        )
+    })
+}
+
+fn unknown(id: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "UNKNOWN_REMOVAL",
+        format!("no removal with id {id}"),
+    )
+}
+
+pub async fn get(state: &AdminState, id: &str) -> Response {
+    if let Some(bad) = bad_id(id) {
+        return bad;
+    }
+    let image = state.publisher.current();
+    match image.removal(id) {
+        Some(task) => Json(view(&image, id, &task)).into_response(),
+        None => unknown(id),
+    }
+}
+
+/// 201 with the new removal, 200 when it already exists with these brokers.
+pub async fn put(state: &AdminState, id: &str, body: &[u8]) -> Response {
+    if let Some(bad) = bad_id(id) {
+        return bad;
+    }
+    let request: RemovalRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+                format!("expected {{\"brokerIds\": [...]}}: {e}"),
+            )
+        }
+    };
+    let mut brokers = request.broker_ids;
+    brokers.sort_unstable();
+    brokers.dedup();
+    if let Some(existing) = state.publisher.current().removal(id) {
+        let mut theirs = existing.brokers.clone();
+        theirs.sort_unstable();
+        if theirs == brokers {
+            return get(state, id).await;
+        }
+    }
+    let task = RemovalTask {
+        brokers,
+        state: RemovalState::Running,
+        error: None,
+    };
+    if let Err(refused) = send(state, id, &task).await {
+        return refused;
+    }
+    match seen(state, id, |_| true).await {
+        Some(view) => (StatusCode::CREATED, Json(view)).into_response(),
+        None => not_seen(id),
+    }
+}
+
+/// 200 with the removal cancelled, or as it is when it no longer runs.
+pub async fn delete(state: &AdminState, id: &str) -> Response {
+    if let Some(bad) = bad_id(id) {
+        return bad;
+    }
+    let Some(task) = state.publisher.current().removal(id) else {
+        return unknown(id);
+    };
+    if task.state == RemovalState::Running {
+        let cancel = RemovalTask {
+            state: RemovalState::Cancelled,
+            ..task
+        };
+        if let Err(refused) = send(state, id, &cancel).await {
+            return refused;
+        }
+    }
+    match seen(state, id, |t| t.state != RemovalState::Running).await {
+        Some(view) => Json(view).into_response(),
+        None => not_seen(id),
+    }
+}
+
+fn not_seen(id: &str) -> Response {
+    error(
+        StatusCode::GATEWAY_TIMEOUT,
+        "NOT_YET_VISIBLE",
+        format!("removal {id} was committed but this node has not applied it yet; GET it again"),
+    )
+}
+
+/// The task once this node's image shows it as `done` says, within SEE_TIMEOUT.
+async fn seen(
+    state: &AdminState,
+    id: &str,
+    done: impl Fn(&RemovalTask) -> bool,
+) -> Option<RemovalView> {
+    let deadline = Instant::now() + SEE_TIMEOUT;
+    loop {
+        let image = state.publisher.current();
+        if let Some(task) = image.removal(id).filter(|t| done(t)) {
+            return Some(view(&image, id, &task));
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends the task to the active controller; the error answer when refused.
+async fn send(state: &AdminState, id: &str, task: &RemovalTask) -> Result<(), Response> {
+    let key = format!("{REMOVAL_KEY_PREFIX}{id}");
+    alter_broker_config(
+        &state.controllers,
+        "",
+        &key,
+        Some(&task.to_value()),
+        ASK_TIMEOUT,
+    )
+    .await
+    .map_err(refusal)
+}
+
+/// The contract's status and code for a refusal.
+fn refusal(e: AlterError) -> Response {
+    let (code, message) = match e {
+        AlterError::NoController(reason) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "NO_ACTIVE_CONTROLLER",
+                reason,
+            )
+        }
+        AlterError::Refused { code, message } => (code, message),
+    };
+    let (status, name) = match ResponseError::try_from_code(code) {
+        Some(ResponseError::BrokerIdNotRegistered) => (StatusCode::NOT_FOUND, "UNKNOWN_BROKER"),
+        Some(ResponseError::InvalidReplicationFactor) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "REPLICATION_FACTOR_UNSATISFIABLE",
+        ),
+        Some(ResponseError::ReassignmentInProgress) => (StatusCode::CONFLICT, "REMOVAL_CONFLICT"),
+        Some(ResponseError::InvalidRequest) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "CONTROLLER_ERROR"),
+    };
+    error(status, name, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_map_to_the_contracts_statuses() {
+        let status = |code: ResponseError| {
+            refusal(AlterError::Refused {
+                code: code.code(),
+                message: "m".into(),
+            })
+            .status()
+        };
+        assert_eq!(
+            status(ResponseError::BrokerIdNotRegistered),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(ResponseError::InvalidReplicationFactor),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status(ResponseError::ReassignmentInProgress),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            status(ResponseError::InvalidRequest),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            refusal(AlterError::NoController("x".into())).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn progress_counts_the_partitions_left_on_each_broker() {
+        let image = MetadataImage::empty("c");
+        let task = RemovalTask {
+            brokers: vec![3, 4],
+            state: RemovalState::Running,
+            error: Some("why".into()),
+        };
+        let v = view(&image, "r", &task);
+        assert_eq!(v.partitions_remaining, 0);
+        assert_eq!(v.brokers.len(), 2);
+        assert_eq!(v.error.as_deref(), Some("why"));
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["state"], "running");
+        assert_eq!(json["brokerIds"], serde_json::json!([3, 4]));
+        assert_eq!(json["brokers"][0]["brokerId"], 3);
+    }
+}
