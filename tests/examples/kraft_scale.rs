@@ -15,10 +15,11 @@
 //! build when this runs as a release build, as the figures are meant to be).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use e2e::bench::{fmt_bytes, fmt_secs, use_release_binary_by_default, Table};
 use e2e::{http_status, Cluster, ClusterSpec, KafkaConn, NodeProcess};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
@@ -92,18 +93,6 @@ fn main() -> Result<()> {
         }
     }
     outcome
-}
-
-/// A release build of this example measures the release broker unless told otherwise.
-fn use_release_binary_by_default() {
-    if std::env::var_os("BROKER_BIN").is_some() || cfg!(debug_assertions) {
-        return;
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    // Set before any thread starts: nothing reads the environment concurrently yet.
-    std::env::set_var("BROKER_BIN", target.join("release").join("broker"));
 }
 
 fn run(cluster: &mut Cluster, p: &Params, total: usize, table: &mut Table) -> Result<()> {
@@ -466,36 +455,4 @@ fn metadata_log_bytes(data_dir: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
-}
-
-fn fmt_secs(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
-}
-
-fn fmt_bytes(b: u64) -> String {
-    if b >= 1 << 20 {
-        format!("{:.2} MiB", b as f64 / (1 << 20) as f64)
-    } else {
-        format!("{:.1} KiB", b as f64 / 1024.0)
-    }
-}
-
-/// Two columns, printed as a Markdown table (ready for BENCHMARKS.md).
-#[derive(Default)]
-struct Table {
-    rows: Vec<(String, String)>,
-}
-
-impl Table {
-    fn row(&mut self, what: &str, value: String) {
-        eprintln!("  {what}: {value}");
-        self.rows.push((what.to_string(), value));
-    }
-
-    fn print(&self) {
-        println!("\n| measurement | value |\n| --- | --- |");
-        for (what, value) in &self.rows {
-            println!("| {what} | {value} |");
-        }
-    }
 }

@@ -6,6 +6,7 @@
 //! single combined node; [`Cluster`] a KRaft quorum of controllers plus brokers (or combined
 //! nodes). [`KafkaConn`] sends typed requests from the `kafka-protocol` crate over a socket.
 
+pub mod bench;
 mod cluster;
 mod node;
 pub mod observe;
@@ -84,6 +85,18 @@ pub fn http_request(
     path: &str,
     timeout: Duration,
 ) -> Result<(u16, String)> {
+    http_send(port, method, path, "", timeout)
+}
+
+/// Status code and body of `method path` with a JSON `body` on 127.0.0.1:port,
+/// waiting up to `timeout` for the answer.
+pub fn http_send(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+    timeout: Duration,
+) -> Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(
         &SocketAddr::from(([127, 0, 0, 1], port)),
         Duration::from_secs(2),
@@ -91,7 +104,9 @@ pub fn http_request(
     s.set_read_timeout(Some(timeout))?;
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
     )?;
     let mut buf = Vec::new();
     let _ = s.take(16 << 20).read_to_end(&mut buf);

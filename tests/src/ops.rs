@@ -7,12 +7,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, BrokerId, CreateTopicsRequest, FetchRequest, ProduceRequest,
-    TopicName,
+    ApiKey, ApiVersionsRequest, BrokerId, CreateTopicsRequest, FetchRequest,
+    IncrementalAlterConfigsRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -222,4 +227,82 @@ pub fn assert_same(sent: &[Record], got: &[Record], base_offset: i64) {
         assert_eq!(g.headers, s.headers, "headers of record {i}");
         assert_eq!(g.timestamp, s.timestamp, "timestamp of record {i}");
     }
+}
+
+/// `n` records of `value`, no key, for workloads where only the size matters.
+pub fn value_records(n: usize, value: &[u8]) -> Vec<Record> {
+    (0..n)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::copy_from_slice(value)),
+            headers: Default::default(),
+        })
+        .collect()
+}
+
+/// Creates `name` with partition `i` on exactly the brokers `assignments[i]`.
+pub fn create_on(conn: &mut KafkaConn, name: &str, assignments: &[Vec<i32>]) -> Result<()> {
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic(name))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(
+                assignments
+                    .iter()
+                    .enumerate()
+                    .map(|(i, brokers)| {
+                        CreatableReplicaAssignment::default()
+                            .with_partition_index(i as i32)
+                            .with_broker_ids(brokers.iter().copied().map(BrokerId).collect())
+                    })
+                    .collect(),
+            )]);
+    let response = conn.send(&request, 5)?;
+    if response.topics[0].error_code != 0 {
+        bail!(
+            "CreateTopics {name}: {:?}",
+            response.topics[0].error_message
+        );
+    }
+    Ok(())
+}
+
+/// IncrementalAlterConfigs SET of `configs` on one resource (type 2 topic, 4 broker;
+/// broker name "" is the cluster-wide default): the resource's error code.
+pub fn set_configs(
+    conn: &mut KafkaConn,
+    resource_type: i8,
+    name: &str,
+    configs: &[(&str, &str)],
+) -> Result<i16> {
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_string()))
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        AlterableConfig::default()
+                            .with_name(StrBytes::from_string(k.to_string()))
+                            .with_config_operation(0)
+                            .with_value(Some(StrBytes::from_string(v.to_string())))
+                    })
+                    .collect(),
+            ),
+    ]);
+    let response = conn.send(&request, 0)?;
+    Ok(response.responses[0].error_code)
 }

@@ -8,18 +8,16 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use e2e::observe::{first_partition, metric, wait_for};
-use e2e::ops::{api_versions, fetch, produce, records, topic, Versions};
+use e2e::ops::{api_versions, create_on, fetch, produce, records, topic, Versions};
 use e2e::{Cluster, ClusterSpec, KafkaConn};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
-use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
 use kafka_protocol::messages::list_partition_reassignments_response::OngoingPartitionReassignment;
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, BrokerId, CreateTopicsRequest,
-    ListPartitionReassignmentsRequest,
+    AlterPartitionReassignmentsRequest, BrokerId, ListPartitionReassignmentsRequest,
 };
 use kafka_protocol::records::{Compression, Record};
 
@@ -37,28 +35,6 @@ fn spec() -> ClusterSpec {
         // Leadership moves only where the reassignment moves it.
         ("auto.leader.rebalance.enable", "false"),
     ])
-}
-
-/// Creates the topic with its one partition on exactly `replicas`.
-fn create_on(conn: &mut KafkaConn, replicas: &[i32]) -> Result<()> {
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(10_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(topic(TOPIC))
-            .with_num_partitions(-1)
-            .with_replication_factor(-1)
-            .with_assignments(vec![CreatableReplicaAssignment::default()
-                .with_partition_index(0)
-                .with_broker_ids(
-                    replicas.iter().copied().map(BrokerId).collect(),
-                )])]);
-    let response = conn.send(&request, 5)?;
-    ensure!(
-        response.topics[0].error_code == 0,
-        "CreateTopics: {:?}",
-        response.topics[0].error_message
-    );
-    Ok(())
 }
 
 /// AlterPartitionReassignments v0 for (topic, partition, target): each
@@ -134,7 +110,7 @@ fn topic_with_data(
 ) -> Result<(KafkaConn, Versions, i32, Vec<Record>)> {
     let mut conn = cluster.node(via).connect()?;
     let v = api_versions(&mut conn)?;
-    create_on(&mut conn, &[0, 1])?;
+    create_on(&mut conn, TOPIC, &[vec![0, 1]])?;
     wait_for("both replicas in the ISR", TIMEOUT, || {
         Ok(first_partition(cluster, via, TOPIC)?.isr.len() == 2)
     })?;

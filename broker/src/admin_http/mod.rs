@@ -1,12 +1,13 @@
 //! Admin HTTP: `/healthz` (the process is up), `/readyz` (serving clients),
 //! `/metrics` (Prometheus), and the admin API (`docs/admin-api.yaml`): the
 //! cluster view, the controller quorum, a broker's restart safety, its
-//! exclusion, and broker removals.
+//! exclusion and unregistration, and broker removals.
 
 mod cluster_view;
 mod exclusion;
 mod quorum_view;
 mod removal;
+mod unregister;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use tokio::sync::watch;
 
@@ -49,6 +50,7 @@ pub fn router(state: AdminState) -> Router {
             "/admin/v1/brokers/{broker_id}/restart-safety",
             get(restart_safety),
         )
+        .route("/admin/v1/brokers/{broker_id}", delete(unregister_broker))
         .route(
             "/admin/v1/brokers/{broker_id}/exclusion",
             put(exclude).delete(unexclude),
@@ -115,19 +117,37 @@ async fn unexclude(state: State<AdminState>, broker_id: Path<String>) -> Respons
     set_exclusion(state, broker_id, false).await
 }
 
+async fn unregister_broker(
+    State(state): State<AdminState>,
+    Path(broker_id): Path<String>,
+) -> Response {
+    match parse_broker_id(&broker_id) {
+        Some(id) => unregister::unregister(&state.controllers, id).await,
+        None => bad_broker_id(&broker_id),
+    }
+}
+
+/// Parsed here, not by the extractor, so a bad id gets the contract's JSON body.
+fn parse_broker_id(broker_id: &str) -> Option<i32> {
+    broker_id.parse::<i32>().ok().filter(|id| *id >= 0)
+}
+
+fn bad_broker_id(broker_id: &str) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "INVALID_BROKER_ID",
+        format!("`{broker_id}` is not a broker id"),
+    )
+}
+
 /// 204 once committed: repeating either call changes nothing more.
 async fn set_exclusion(
     State(state): State<AdminState>,
     Path(broker_id): Path<String>,
     excluded: bool,
 ) -> Response {
-    // Parsed here, not by the extractor, so a bad id gets the contract's JSON body.
-    let Some(id) = broker_id.parse::<i32>().ok().filter(|id| *id >= 0) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_BROKER_ID",
-            format!("`{broker_id}` is not a broker id"),
-        );
+    let Some(id) = parse_broker_id(&broker_id) else {
+        return bad_broker_id(&broker_id);
     };
     match exclusion::set_excluded(&state.controllers, id, excluded, exclusion::ASK_TIMEOUT).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),

@@ -135,7 +135,7 @@ pub async fn put(state: &AdminState, id: &str, body: &[u8]) -> Response {
         state: RemovalState::Running,
         error: None,
     };
-    if let Err(refused) = send(state, id, &task).await {
+    if let Some(refused) = send(state, id, &task).await {
         return refused;
     }
     match seen(state, id, |_| true).await {
@@ -157,7 +157,7 @@ pub async fn delete(state: &AdminState, id: &str) -> Response {
             state: RemovalState::Cancelled,
             ..task
         };
-        if let Err(refused) = send(state, id, &cancel).await {
+        if let Some(refused) = send(state, id, &cancel).await {
             return refused;
         }
     }
@@ -195,7 +195,7 @@ async fn seen(
 }
 
 /// Sends the task to the active controller; the error answer when refused.
-async fn send(state: &AdminState, id: &str, task: &RemovalTask) -> Result<(), Response> {
+async fn send(state: &AdminState, id: &str, task: &RemovalTask) -> Option<Response> {
     let key = format!("{REMOVAL_KEY_PREFIX}{id}");
     alter_broker_config(
         &state.controllers,
@@ -205,7 +205,8 @@ async fn send(state: &AdminState, id: &str, task: &RemovalTask) -> Result<(), Re
         ASK_TIMEOUT,
     )
     .await
-    .map_err(refusal)
+    .err()
+    .map(refusal)
 }
 
 /// The contract's status and code for a refusal.

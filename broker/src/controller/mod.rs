@@ -25,6 +25,7 @@ mod reassignment;
 mod removal;
 mod sessions;
 mod topics;
+mod unregister;
 
 pub use alter_partition::{CommittedPartition, IsrChange};
 pub use batch::run_checked;

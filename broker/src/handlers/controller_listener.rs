@@ -16,7 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::forward::{run_blocking, Forwardable};
 use super::{
     alter_partition, api_name, api_versions, broker_lifecycle, configs, elect_leaders,
-    producer_ids, reassignments, topics, DispatchError, ADMIN_API_VERSIONS,
+    producer_ids, reassignments, topics, unregister_broker, DispatchError, ADMIN_API_VERSIONS,
 };
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
@@ -228,6 +228,10 @@ impl crate::network::Service for ControllerService {
                 ListPartitionReassignmentsRequest,
                 |_, r| self.on_active(r, reassignments::list)
             ),
+            ApiKey::UnregisterBroker => {
+                route!((api, version, frame), UnregisterBrokerRequest, |_, r| self
+                    .on_active(r, unregister_broker::unregister_broker))
+            }
             ApiKey::AlterConfigs => route!((api, version, frame), AlterConfigsRequest, |_, r| {
                 self.on_active(r, |c, r| configs::alter_configs(c, version, r))
             }),

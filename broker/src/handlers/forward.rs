@@ -15,7 +15,8 @@ use kafka_protocol::messages::{
     CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
     DeleteTopicsResponse, ElectLeadersRequest, ElectLeadersResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, UnregisterBrokerRequest,
+    UnregisterBrokerResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -295,6 +296,18 @@ impl Forwardable for ListPartitionReassignmentsRequest {
         ListPartitionReassignmentsResponse::default()
             .with_error_code(code)
             .with_error_message(message(text))
+    }
+}
+
+impl ControllerRpc for UnregisterBrokerRequest {
+    fn not_controller(response: &UnregisterBrokerResponse) -> bool {
+        response.error_code == NOT_CONTROLLER
+    }
+}
+
+impl Forwardable for UnregisterBrokerRequest {
+    fn fail_all(&self, code: i16, text: &str) -> UnregisterBrokerResponse {
+        super::unregister_broker::failed(code, text)
     }
 }
 

@@ -47,6 +47,7 @@ pub mod producer_ids;
 pub mod reassignments;
 pub mod records;
 pub mod topics;
+pub mod unregister_broker;
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;
@@ -78,6 +79,7 @@ pub const ADMIN_API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::AlterPartitionReassignments, 0, 0),
     (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::UnregisterBroker, 0, 0),
 ];
 
 /// Every API this broker implements, with the versions it serves.
@@ -207,6 +209,11 @@ pub async fn dispatch(
             ListPartitionReassignmentsRequest,
             |_, r| via_controller(state, r, reassignments::list)
         ),
+        ApiKey::UnregisterBroker => {
+            route!((api, version, frame), UnregisterBrokerRequest, |_, r| {
+                via_controller(state, r, unregister_broker::unregister_broker)
+            })
+        }
         ApiKey::DescribeConfigs => route!((api, version, frame), DescribeConfigsRequest, |_, r| {
             configs::describe_configs(&state.controller, version, r)
         }),
@@ -357,6 +364,7 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::ElectLeaders => "ElectLeaders",
         ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
         ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
+        ApiKey::UnregisterBroker => "UnregisterBroker",
         _ => "Other",
     }
 }
@@ -385,6 +393,7 @@ mod tests {
                     AlterPartitionReassignmentsResponse::VERSIONS
                 }
                 ApiKey::ListPartitionReassignments => ListPartitionReassignmentsResponse::VERSIONS,
+                ApiKey::UnregisterBroker => UnregisterBrokerResponse::VERSIONS,
                 other => panic!("unexpected api {other:?}"),
             };
             assert!(range.min <= min && max <= range.max, "{api:?}");

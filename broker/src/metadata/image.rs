@@ -179,6 +179,11 @@ impl MetadataImage {
     pub fn apply_record(&mut self, record: &MetadataRecord) -> Result<(), ApplyError> {
         match record {
             MetadataRecord::RegisterBroker(r) => self.register_broker(r),
+            MetadataRecord::UnregisterBroker(r) => {
+                self.brokers
+                    .remove(&r.id)
+                    .ok_or(ApplyError::UnknownBroker(r.id))?;
+            }
             MetadataRecord::FenceBroker(r) => self.set_fenced(r.id, true)?,
             MetadataRecord::UnfenceBroker(r) => self.set_fenced(r.id, false)?,
             MetadataRecord::BrokerRegistrationChange(r) => self.change_registration(r)?,

@@ -8,7 +8,7 @@ mod topic;
 
 pub use broker::{
     BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, FenceBrokerRecord,
-    RegisterBrokerRecord, UnfenceBrokerRecord,
+    RegisterBrokerRecord, UnfenceBrokerRecord, UnregisterBrokerRecord,
 };
 pub use cluster::{FeatureLevelRecord, NoOpRecord, ProducerIdsRecord};
 pub use topic::{
@@ -104,6 +104,7 @@ macro_rules! metadata_records {
 
 metadata_records! {
     RegisterBroker(RegisterBrokerRecord),
+    UnregisterBroker(UnregisterBrokerRecord),
     Topic(TopicRecord),
     Partition(PartitionRecord),
     Config(ConfigRecord),

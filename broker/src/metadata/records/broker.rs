@@ -139,6 +139,34 @@ impl RecordBody for FenceBrokerRecord {
     }
 }
 
+/// UnregisterBrokerRecord (api key 1): the broker's registration is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnregisterBrokerRecord {
+    pub id: i32,
+    pub epoch: i64,
+}
+
+impl RecordBody for UnregisterBrokerRecord {
+    const API_KEY: u16 = 1;
+    const VERSIONS: std::ops::RangeInclusive<u32> = 0..=0;
+    const WRITE_VERSION: u32 = 0;
+
+    fn write(&self, w: &mut Writer) {
+        w.i32(self.id);
+        w.i64(self.epoch);
+        no_tags(w);
+    }
+
+    fn read(r: &mut Reader<'_>, _version: u32) -> Result<Self, DecodeError> {
+        let record = UnregisterBrokerRecord {
+            id: r.i32()?,
+            epoch: r.i64()?,
+        };
+        skip_tags(r)?;
+        Ok(record)
+    }
+}
+
 /// UnfenceBrokerRecord (api key 8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnfenceBrokerRecord {

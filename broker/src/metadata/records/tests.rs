@@ -70,6 +70,7 @@ fn samples() -> Vec<MetadataRecord> {
             leader_recovery_state: -1,
         }),
         MetadataRecord::FenceBroker(FenceBrokerRecord { id: 2, epoch: 7 }),
+        MetadataRecord::UnregisterBroker(UnregisterBrokerRecord { id: 2, epoch: 7 }),
         MetadataRecord::UnfenceBroker(UnfenceBrokerRecord { id: 2, epoch: 8 }),
         MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: id(1) }),
         MetadataRecord::FeatureLevel(FeatureLevelRecord {
