@@ -160,7 +160,12 @@ pub fn begin(current: i32, desired: i32, cluster: &ClusterView) -> Step {
             .map(|&node_id| BrokerDrain {
                 node_id,
                 phase: BrokerPhase::Draining,
-                partitions_remaining: 0,
+                // What it holds now, until the removal reports its own progress.
+                partitions_remaining: cluster
+                    .brokers
+                    .iter()
+                    .find(|b| b.id == node_id)
+                    .map_or(0, |b| b.replicas),
                 bytes_remaining: 0,
             })
             .collect(),

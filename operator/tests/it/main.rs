@@ -9,4 +9,5 @@ mod leader;
 mod metrics_http;
 mod rbac;
 mod reconcile;
+mod shrink_real_cluster;
 mod support;

@@ -553,15 +553,20 @@ impl BrokerAdmin for FakeBroker {
 }
 
 pub fn context(client: Client, broker: Arc<FakeBroker>) -> Arc<Context> {
+    context_with(client, broker, "http://admin.test")
+}
+
+/// A context whose broker admin API is `admin`, reached at `admin_url`.
+pub fn context_with(client: Client, admin: Arc<dyn BrokerAdmin>, admin_url: &str) -> Arc<Context> {
     let reporter = Reporter {
         controller: "kafka-operator".into(),
         instance: Some("test".into()),
     };
     Arc::new(Context {
         client: client.clone(),
-        admin: broker,
+        admin,
         recorder: Recorder::new(client, reporter),
         metrics: Metrics::default(),
-        admin_url_override: Some("http://admin.test".into()),
+        admin_url_override: Some(admin_url.into()),
     })
 }
