@@ -16,6 +16,7 @@
 #   TEST_SKIP_DOCKER=1  skip building the container images and their smoke test
 #   TEST_SKIP_NO_LOSS=1 skip the no-loss test under faults (tests/docker/no_loss.sh, ~2-3 min;
 #                       TEST_SKIP_DOCKER=1 skips it too)
+#   TEST_SKIP_REMOVAL=1 skip the broker removal test under load (tests/docker/removal.sh)
 #   BROKER_BIN=PATH     broker binary to test (default: the one this script builds)
 #   PYTEST_ARGS=...     extra pytest arguments
 set -euo pipefail
@@ -126,6 +127,14 @@ if [ "${TEST_SKIP_DOCKER:-0}" != 1 ] && [ "${TEST_SKIP_NO_LOSS:-0}" != 1 ]; then
     t0=$SECONDS
     if VENV="$VENV" bash tests/docker/no_loss.sh; then record "no-loss test" "ok ($((SECONDS - t0))s)"
     else record "no-loss test" "FAILED ($((SECONDS - t0))s)"; fi
+fi
+
+# ---- 7c. broker removal through the admin API, under load (skips itself without docker) ----
+if [ "${TEST_SKIP_DOCKER:-0}" != 1 ] && [ "${TEST_SKIP_REMOVAL:-0}" != 1 ]; then
+    say "removal test (tests/docker/removal.sh)"
+    t0=$SECONDS
+    if VENV="$VENV" bash tests/docker/removal.sh; then record "removal test" "ok ($((SECONDS - t0))s)"
+    else record "removal test" "FAILED ($((SECONDS - t0))s)"; fi
 fi
 
 # ---- 8. librdkafka regression suite ------------------------------------------------------

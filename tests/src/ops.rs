@@ -11,13 +11,10 @@ use kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
 };
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, BrokerId, CreateTopicsRequest, FetchRequest,
-    IncrementalAlterConfigsRequest, ProduceRequest, TopicName,
+    ApiKey, ApiVersionsRequest, BrokerId, CreateTopicsRequest, FetchRequest, ProduceRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -277,32 +274,4 @@ pub fn create_on(conn: &mut KafkaConn, name: &str, assignments: &[Vec<i32>]) -> 
         );
     }
     Ok(())
-}
-
-/// IncrementalAlterConfigs SET of `configs` on one resource (type 2 topic, 4 broker;
-/// broker name "" is the cluster-wide default): the resource's error code.
-pub fn set_configs(
-    conn: &mut KafkaConn,
-    resource_type: i8,
-    name: &str,
-    configs: &[(&str, &str)],
-) -> Result<i16> {
-    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
-            .with_resource_type(resource_type)
-            .with_resource_name(StrBytes::from_string(name.to_string()))
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        AlterableConfig::default()
-                            .with_name(StrBytes::from_string(k.to_string()))
-                            .with_config_operation(0)
-                            .with_value(Some(StrBytes::from_string(v.to_string())))
-                    })
-                    .collect(),
-            ),
-    ]);
-    let response = conn.send(&request, 0)?;
-    Ok(response.responses[0].error_code)
 }
