@@ -65,29 +65,34 @@ pub fn records(n: usize, base_ts: i64) -> Vec<Record> {
                 StrBytes::from_string(format!("h{i}")),
                 Some(Bytes::from(vec![i as u8, 0, 255])),
             );
+            let key = (i % 3 != 2).then(|| Bytes::from(format!("key-{i}")));
+            let value = [&b"\x00\xffvalue-"[..], i.to_string().as_bytes()].concat();
             Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1,
-                timestamp: base_ts + i as i64,
-                key: if i % 3 == 2 {
-                    None
-                } else {
-                    Some(Bytes::from(format!("key-{i}")))
-                },
-                value: Some(Bytes::from(
-                    [&b"\x00\xffvalue-"[..], i.to_string().as_bytes()].concat(),
-                )),
+                key,
                 headers,
+                ..record(i, base_ts + i as i64, Bytes::from(value))
             }
         })
         .collect()
+}
+
+/// A plain record at `offset` (relative to its batch) with `value`, no key or headers.
+fn record(offset: usize, timestamp: i64, value: Bytes) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: offset as i64,
+        sequence: -1,
+        timestamp,
+        key: None,
+        value: Some(value),
+        headers: Default::default(),
+    }
 }
 
 /// Creates `name` with `partitions` partitions of `replication_factor` replicas.
@@ -228,22 +233,9 @@ pub fn assert_same(sent: &[Record], got: &[Record], base_offset: i64) {
 
 /// `n` records of `value`, no key, for workloads where only the size matters.
 pub fn value_records(n: usize, value: &[u8]) -> Vec<Record> {
+    let value = Bytes::copy_from_slice(value);
     (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::copy_from_slice(value)),
-            headers: Default::default(),
-        })
+        .map(|i| record(i, 1_700_000_000_000, value.clone()))
         .collect()
 }
 

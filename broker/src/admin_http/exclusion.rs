@@ -103,7 +103,7 @@ fn request(resource: &str, key: &str, value: Option<&str>) -> IncrementalAlterCo
         Some(value) => config
             .with_config_operation(SET)
             .with_value(Some(StrBytes::from_string(value.to_string()))),
-        None => config.with_config_operation(DELETE),
+        None => config.with_config_operation(DELETE).with_value(None),
     };
     IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
         .with_resource_type(BROKER_RESOURCE)
