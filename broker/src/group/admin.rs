@@ -15,12 +15,16 @@ impl GroupCoordinator {
         &self,
         group_ids: &[String],
     ) -> Vec<Result<GroupDescription, GroupError>> {
-        let inner = self.inner.lock();
+        let mut inner = self.inner.lock();
         group_ids
             .iter()
             .map(|id| {
                 inner.check_serves(self.partition_of(id))?;
-                let group = inner.groups.get(id).ok_or(GroupError::GroupIdNotFound)?;
+                let group = inner
+                    .groups
+                    .get_mut(id)
+                    .ok_or(GroupError::GroupIdNotFound)?;
+                self.expire_overdue_sessions(group);
                 Ok(group.describe())
             })
             .collect()
@@ -62,7 +66,11 @@ impl GroupCoordinator {
             .iter()
             .map(|id| {
                 inner.check_serves(self.partition_of(id))?;
-                let group = inner.groups.get(id).ok_or(GroupError::GroupIdNotFound)?;
+                let group = inner
+                    .groups
+                    .get_mut(id)
+                    .ok_or(GroupError::GroupIdNotFound)?;
+                self.expire_overdue_sessions(group);
                 match group.state {
                     GroupState::Empty => {}
                     GroupState::Dead => return Err(GroupError::GroupIdNotFound),

@@ -136,3 +136,30 @@ async fn static_member_that_does_not_rejoin_stays_in_the_next_generation() {
         Ok(())
     );
 }
+
+/// A static member that stopped without LeaveGroup is gone once its session timeout has
+/// passed, even if the timer that expires it has not fired yet: DeleteGroups then
+/// succeeds (librdkafka's 0081 deletes such groups exactly one session timeout later).
+#[tokio::test(start_paused = true)]
+async fn overdue_static_member_is_expired_before_delete_groups() {
+    let (c, _) = coordinator().await;
+    rebalance(&c, "g", vec![static_params("g", "", "i1")]).await;
+    assert_eq!(
+        c.delete_groups(&["g".into()]),
+        vec![Err(GroupError::NonEmptyGroup)]
+    );
+    // The deadline passes; its timer (due SESSION_MS from now) has not fired.
+    for member in c
+        .inner
+        .lock()
+        .groups
+        .get_mut("g")
+        .unwrap()
+        .members
+        .values_mut()
+    {
+        member.session_deadline = tokio::time::Instant::now() - Duration::from_millis(1);
+    }
+    assert_eq!(c.delete_groups(&["g".into()]), vec![Ok(())]);
+    assert!(!exists(&c, "g"));
+}
