@@ -11,10 +11,13 @@ use kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
 };
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, BrokerId, CreateTopicsRequest, FetchRequest, ProduceRequest,
-    TopicName,
+    ApiKey, ApiVersionsRequest, BrokerId, CreateTopicsRequest, FetchRequest,
+    IncrementalAlterConfigsRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -264,6 +267,46 @@ pub fn create_on(conn: &mut KafkaConn, name: &str, assignments: &[Vec<i32>]) -> 
             "CreateTopics {name}: {:?}",
             response.topics[0].error_message
         );
+    }
+    Ok(())
+}
+
+/// Config resource types of (Incremental)AlterConfigs.
+pub const TOPIC_RESOURCE: i8 = 2;
+pub const BROKER_RESOURCE: i8 = 4;
+
+/// IncrementalAlterConfigs v0 on one resource: SET each key with a value, DELETE each
+/// without; fails on an error code.
+pub fn alter_configs(
+    conn: &mut KafkaConn,
+    resource_type: i8,
+    name: &str,
+    configs: &[(&str, Option<&str>)],
+) -> Result<()> {
+    let configs = configs
+        .iter()
+        .map(|(key, value)| {
+            AlterableConfig::default()
+                .with_name(StrBytes::from_string(key.to_string()))
+                .with_config_operation(if value.is_some() { 0 } else { 1 })
+                .with_value(value.map(|v| StrBytes::from_string(v.to_string())))
+        })
+        .collect();
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_string()))
+            .with_configs(configs),
+    ]);
+    let response = conn.send(&request, 0)?;
+    for r in &response.responses {
+        if r.error_code != 0 {
+            bail!(
+                "IncrementalAlterConfigs on {name}: error {} {:?}",
+                r.error_code,
+                r.error_message
+            );
+        }
     }
     Ok(())
 }

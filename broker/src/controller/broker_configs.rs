@@ -12,22 +12,48 @@ use super::removal::plan_removal_update;
 use crate::metadata::image::{EXCLUDED_KEY, REMOVAL_KEY_PREFIX};
 use crate::metadata::records::BROKER_RESOURCE;
 use crate::metadata::{MetadataImage, MetadataRecord};
+use crate::replication::throttle;
 
 /// A dynamic broker key: where it may be set, and how a given value is kept.
 struct BrokerKey {
     name: &'static str,
-    /// Whether the cluster default (empty resource name) takes it, rather than one broker.
-    on_default: bool,
+    scope: Scope,
     /// The value to store for a given one (`None` removes the key), or why it is invalid.
     normalize: fn(&str) -> Result<Option<String>, String>,
 }
 
-/// Every dynamic broker key; throttle rates join this list when they are built.
-const BROKER_KEYS: &[BrokerKey] = &[BrokerKey {
-    name: EXCLUDED_KEY,
-    on_default: false,
-    normalize: true_or_absent,
-}];
+/// Which broker resources take a key.
+#[derive(PartialEq)]
+enum Scope {
+    /// One broker, named by its id.
+    Broker,
+    /// A broker, or the cluster default (an empty name) for every broker without its own.
+    BrokerOrDefault,
+}
+
+/// Every dynamic broker key.
+const BROKER_KEYS: &[BrokerKey] = &[
+    BrokerKey {
+        name: EXCLUDED_KEY,
+        scope: Scope::Broker,
+        normalize: true_or_absent,
+    },
+    BrokerKey {
+        name: throttle::LEADER_RATE_KEY,
+        scope: Scope::BrokerOrDefault,
+        normalize: rate,
+    },
+    BrokerKey {
+        name: throttle::FOLLOWER_RATE_KEY,
+        scope: Scope::BrokerOrDefault,
+        normalize: rate,
+    },
+];
+
+/// A throttle rate in bytes/s, kept in canonical form.
+fn rate(value: &str) -> Result<Option<String>, String> {
+    throttle::parse_rate(value).map(|rate| Some(rate.to_string()))
+}
 
 /// A boolean kept only while true, so that un-excluding leaves no record behind.
 fn true_or_absent(value: &str) -> Result<Option<String>, String> {
@@ -156,15 +182,12 @@ fn known_key(key: &str, on_default: bool) -> Result<&'static BrokerKey, ApiError
             ),
         )
     })?;
-    if known.on_default != on_default {
-        let (given, wanted) = if on_default {
-            ("the cluster default", "a broker id")
-        } else {
-            ("one broker", "the cluster default (an empty name)")
-        };
+    if on_default && known.scope == Scope::Broker {
         return Err(ApiError::new(
             ResponseError::InvalidRequest,
-            format!("Config `{key}` cannot be set on {given}: name {wanted} instead."),
+            format!(
+                "Config `{key}` cannot be set on the cluster default: name a broker id instead."
+            ),
         ));
     }
     Ok(known)

@@ -1,5 +1,6 @@
 //! Broker exclusion on a real controller: the `broker.excluded` config, and
-//! how placement and preferred elections skip excluded brokers.
+//! how placement and preferred elections skip excluded brokers; and the other
+//! dynamic broker configs, the replication throttle rates.
 
 use std::sync::Arc;
 
@@ -212,6 +213,55 @@ fn bad_broker_config_requests_are_refused_and_change_nothing() {
     assert!(err.message.contains("num.partitions"), "{}", err.message);
     assert_eq!(log.record_count(), records);
     assert_eq!(excluded(&c), vec![1]);
+}
+
+#[test]
+fn throttle_rates_are_set_per_broker_or_as_the_default_and_checked() {
+    use crate::replication::throttle::{configured_rate, Side, FOLLOWER_RATE_KEY, LEADER_RATE_KEY};
+    let log = MemoryMetadataLog::new();
+    let (c, _) = cluster(&log);
+    alter(
+        &c,
+        "",
+        vec![op(LEADER_RATE_KEY, AlterOp::Set, Some(" 1048576"))],
+    )
+    .unwrap();
+    alter(
+        &c,
+        "2",
+        vec![op(FOLLOWER_RATE_KEY, AlterOp::Set, Some("5000"))],
+    )
+    .unwrap();
+    alter(
+        &c,
+        "2",
+        vec![op(LEADER_RATE_KEY, AlterOp::Set, Some("7000"))],
+    )
+    .unwrap();
+    let image = c.image();
+    assert_eq!(configured_rate(&image, 1, Side::Leader), Some(1_048_576));
+    assert_eq!(
+        configured_rate(&image, 2, Side::Leader),
+        Some(7000),
+        "its own wins"
+    );
+    assert_eq!(configured_rate(&image, 2, Side::Follower), Some(5000));
+    assert_eq!(configured_rate(&image, 1, Side::Follower), None);
+
+    let records = log.record_count();
+    for bad in ["0", "-1", "fast", ""] {
+        let err = alter(&c, "1", vec![op(LEADER_RATE_KEY, AlterOp::Set, Some(bad))]).unwrap_err();
+        assert_eq!(err.error, ResponseError::InvalidConfig, "{bad}");
+        assert!(
+            err.message.contains("positive number of bytes per second"),
+            "{}",
+            err.message
+        );
+    }
+    assert_eq!(log.record_count(), records);
+
+    alter(&c, "", vec![op(LEADER_RATE_KEY, AlterOp::Delete, None)]).unwrap();
+    assert_eq!(configured_rate(&c.image(), 1, Side::Leader), None);
 }
 
 #[test]

@@ -16,6 +16,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
 use crate::metadata::{MetadataImage, PartitionImage};
+use crate::replication::throttle::{self, Side};
 use crate::replication::Partition;
 use crate::server::{BrokerState, PartitionError};
 use crate::storage::TopicPartition;
@@ -205,6 +206,19 @@ struct PartitionRead {
     preferred_read_replica: i32,
 }
 
+impl PartitionRead {
+    /// No records, here and now: what a redirect, a divergence or a throttle answers.
+    fn nothing(partition: &Partition) -> PartitionRead {
+        PartitionRead {
+            records: bytes::Bytes::new(),
+            high_watermark: partition.high_watermark(),
+            log_start_offset: partition.log.log_start_offset(),
+            diverging: None,
+            preferred_read_replica: -1,
+        }
+    }
+}
+
 fn no_divergence() -> EpochEndOffset {
     EpochEndOffset::default().with_epoch(-1).with_end_offset(-1)
 }
@@ -233,11 +247,8 @@ fn read_partition(
             preferred_read_replica(state, image, &partition, meta, rack, request.fetch_offset)
         {
             return Ok(PartitionRead {
-                records: bytes::Bytes::new(),
-                high_watermark: partition.high_watermark(),
-                log_start_offset: log.log_start_offset(),
-                diverging: None,
                 preferred_read_replica: replica,
+                ..PartitionRead::nothing(&partition)
             });
         }
     }
@@ -248,11 +259,8 @@ fn read_partition(
             if read.divergence_check {
                 if let Some(diverging) = divergence(log, request, meta.leader_epoch) {
                     return Ok(PartitionRead {
-                        records: bytes::Bytes::new(),
-                        high_watermark: partition.high_watermark(),
-                        log_start_offset: log.log_start_offset(),
                         diverging: Some(diverging),
-                        preferred_read_replica: -1,
+                        ..PartitionRead::nothing(&partition)
                     });
                 }
             }
@@ -270,6 +278,15 @@ fn read_partition(
             log.log_end_offset()
         }
     };
+    let throttled = read.replica.is_some_and(|(id, _)| {
+        image.topic(topic).is_some_and(|t| {
+            throttle::is_throttled(meta, &t.configs, Side::Leader, state.config.node_id, id)
+        })
+    });
+    let limit = &state.replicas.throttles.leader;
+    if throttled && limit.exceeded() {
+        return Ok(PartitionRead::nothing(&partition));
+    }
     let records = tokio::task::block_in_place(|| {
         log.read(
             request.fetch_offset,
@@ -279,6 +296,11 @@ fn read_partition(
         )
     })
     .map_err(|e| PartitionError::from_storage(&e))?;
+    if throttled {
+        limit.record(records.len());
+        let metrics = &state.replicas.metrics;
+        metrics.leader_throttled_bytes.inc_by(records.len() as u64);
+    }
     Ok(PartitionRead {
         records,
         high_watermark: partition.high_watermark(),

@@ -54,6 +54,9 @@ impl FetcherConfig {
     }
 }
 
+/// How soon a fetcher holding back throttled partitions looks at the rate again.
+const THROTTLE_RECHECK: Duration = Duration::from_millis(50);
+
 /// A partition to fetch, as the image describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchTarget {
@@ -61,6 +64,8 @@ pub struct FetchTarget {
     pub topic_id: uuid::Uuid,
     pub leader: i32,
     pub leader_epoch: i32,
+    /// Copies under `follower.replication.throttled.rate` (see the throttle module).
+    pub throttled: bool,
 }
 
 struct Fetcher {
@@ -213,11 +218,20 @@ async fn run(
         let Some(manager) = manager.upgrade() else {
             return;
         };
+        let over_rate = manager.throttles.follower.exceeded();
+        let held_back = |t: &FetchTarget| over_rate && t.throttled;
+        let any_held_back = current.iter().any(held_back);
         let ready: Vec<(FetchTarget, Arc<PartitionLog>)> = current
             .into_iter()
-            .filter(|t| !delayed.contains_key(&t.tp))
+            .filter(|t| !delayed.contains_key(&t.tp) && !held_back(t))
             .filter_map(|t| manager.partition(&t.tp).map(|p| (t, p.log.clone())))
             .collect();
+        if ready.is_empty() && any_held_back {
+            // Only throttled partitions are left, and the rate is used up.
+            drop(manager);
+            back_off(&mut targets, THROTTLE_RECHECK).await;
+            continue;
+        }
         if ready.is_empty() {
             let next = delayed.values().min().copied();
             drop(manager);
@@ -248,6 +262,14 @@ async fn run(
                     let Some(answer) = answers.get(&(target.topic_id, target.tp.partition)) else {
                         continue;
                     };
+                    if target.throttled {
+                        let bytes = answer.records.as_ref().map_or(0, |r| r.len());
+                        manager.throttles.follower.record(bytes);
+                        manager
+                            .metrics
+                            .follower_throttled_bytes
+                            .inc_by(bytes as u64);
+                    }
                     match handle_answer(&manager, &shared, target, log, answer).await {
                         Ok(behind) => max_lag = max_lag.max(behind),
                         Err(reason) => {

@@ -12,6 +12,7 @@ pub mod fetcher;
 mod leader;
 mod metrics;
 mod partition;
+pub mod throttle;
 
 pub use alter_partition::AlterPartitionSender;
 pub use leader::{FollowerState, IsrState, LeaderState};
@@ -73,6 +74,7 @@ pub struct ReplicaManager {
     /// Proposals waiting for a request.
     alter_queue: Mutex<Vec<(Arc<Partition>, Proposal)>>,
     fetchers: fetcher::FetcherManager,
+    pub throttles: throttle::Throttles,
     pub metrics: ReplicationMetrics,
 }
 
@@ -105,6 +107,7 @@ impl ReplicaManager {
             alter,
             alter_in_flight: Arc::new(tokio::sync::Semaphore::new(ALTER_PARTITION_IN_FLIGHT)),
             alter_queue: Mutex::new(Vec::new()),
+            throttles: throttle::Throttles::default(),
             metrics: ReplicationMetrics::new(registry),
         })
     }
@@ -197,6 +200,13 @@ impl ReplicaManager {
                         topic_id: topic.id,
                         leader: meta.leader,
                         leader_epoch: meta.leader_epoch,
+                        throttled: throttle::is_throttled(
+                            meta,
+                            &topic.configs,
+                            throttle::Side::Follower,
+                            local,
+                            local,
+                        ),
                     });
                 }
                 hosted.insert(tp, ());
@@ -217,6 +227,8 @@ impl ReplicaManager {
         for partition in gone {
             partition.close();
         }
+        self.throttles.configure(image, local);
+        self.metrics.show_throttle_rates(&self.throttles);
         self.fetchers.assign(self, image, follow);
     }
 

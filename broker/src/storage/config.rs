@@ -7,6 +7,7 @@ use kafka_protocol::records::Compression;
 
 use super::recompress::{compression_type_name, parse_compression_type};
 use crate::config::{parse_timestamp_type, BrokerConfig, CleanupPolicy};
+use crate::replication::throttle::parse_throttled_replicas;
 
 /// A topic-level key that is unknown or whose value does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +43,10 @@ pub struct LogConfig {
     pub compression: Option<Compression>,
     /// `unclean.leader.election.enable`: read by the controller, not the log.
     pub unclean_leader_election: bool,
+    /// `leader/follower.replication.throttled.replicas`: read by replication, not the
+    /// log (see replication::throttle), in canonical form.
+    pub leader_throttled_replicas: String,
+    pub follower_throttled_replicas: String,
 }
 
 /// Topic keys we honour, in the order DescribeConfigs lists them.
@@ -51,7 +56,9 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "delete.retention.ms",
     "flush.messages",
     "flush.ms",
+    "follower.replication.throttled.replicas",
     "index.interval.bytes",
+    "leader.replication.throttled.replicas",
     "max.message.bytes",
     "message.timestamp.type",
     "min.cleanable.dirty.ratio",
@@ -86,6 +93,8 @@ impl LogConfig {
             min_insync_replicas: config.min_insync_replicas,
             compression: config.compression_type,
             unclean_leader_election: config.leadership.unclean_leader_election,
+            leader_throttled_replicas: String::new(),
+            follower_throttled_replicas: String::new(),
         }
     }
 
@@ -207,6 +216,14 @@ impl LogConfig {
                     _ => return Err(bad("expected true or false")),
                 }
             }
+            "leader.replication.throttled.replicas" => {
+                self.leader_throttled_replicas =
+                    parse_throttled_replicas(value).map_err(|e| bad(&e))?;
+            }
+            "follower.replication.throttled.replicas" => {
+                self.follower_throttled_replicas =
+                    parse_throttled_replicas(value).map_err(|e| bad(&e))?;
+            }
             _ => return Err(bad("unknown topic config key")),
         }
         Ok(())
@@ -232,8 +249,16 @@ impl LogConfig {
             ("flush.messages", opt(self.flush_messages)),
             ("flush.ms", opt(self.flush_ms)),
             (
+                "follower.replication.throttled.replicas",
+                self.follower_throttled_replicas.clone(),
+            ),
+            (
                 "index.interval.bytes",
                 self.index_interval_bytes.to_string(),
+            ),
+            (
+                "leader.replication.throttled.replicas",
+                self.leader_throttled_replicas.clone(),
             ),
             ("max.message.bytes", self.max_message_bytes.to_string()),
             ("message.timestamp.type", timestamp_type.to_string()),
@@ -316,5 +341,20 @@ mod tests {
             .with_overrides(&overrides(&[("cleanup.policy", "shred")]))
             .unwrap_err();
         assert_eq!(err.key, "cleanup.policy");
+        let err = base
+            .with_overrides(&overrides(&[(
+                "leader.replication.throttled.replicas",
+                "0-1",
+            )]))
+            .unwrap_err();
+        assert_eq!(err.key, "leader.replication.throttled.replicas");
+        assert!(err.reason.contains("partition:broker"), "{}", err.reason);
+        let listed = base
+            .with_overrides(&overrides(&[(
+                "follower.replication.throttled.replicas",
+                "0:1, 2:3",
+            )]))
+            .unwrap();
+        assert_eq!(listed.follower_throttled_replicas, "0:1,2:3");
     }
 }
