@@ -14,7 +14,7 @@ import time
 import pytest
 from confluent_kafka import Producer
 
-from helpers import consume_all, create_topic
+from helpers import admin, consume_all, create_topic
 
 PARTS = 3
 
@@ -119,9 +119,27 @@ def test_idempotent_producer_across_broker_restart(broker, topic_name, hard):
     th.join(60)
     assert not errors, errors
     tp.flush()
-    assert not tp.failed, f"{len(tp.failed)} deliveries failed, e.g. {tp.failed[:3]}"
+    assert not tp.failed, f"{len(tp.failed)} deliveries failed, e.g. {tp.failed[:3]}; {diagnose(broker, topic_name, tp)}"
     got = check_acked_present(broker.bootstrap, topic_name, tp, idempotent=True)
     assert sum(len(v) for v in got.values()) == tp.sent
+
+
+def diagnose(broker, topic, tp: TrackingProducer) -> str:
+    """What the broker says of each partition, and whether a fresh idempotent producer can
+    write to it: tells a stuck partition from a stuck client."""
+    lines = []
+    meta = admin(broker.bootstrap).list_topics(topic, timeout=10).topics[topic]
+    for p in range(PARTS):
+        part = meta.partitions.get(p)
+        fresh = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True,
+                          "message.timeout.ms": 10000})
+        outcome = []
+        fresh.produce(topic, value=b"probe", partition=p, on_delivery=lambda err, m: outcome.append(err))
+        fresh.flush(15)
+        failed = sum(1 for _, v in tp.failed if int(v[:10]) % PARTS == p)
+        lines.append(f"p{p}: acked {len(tp.acked[p])} failed {failed} leader {part.leader if part else '?'} "
+                     f"isr {part.isrs if part else '?'} error {part.error if part else '?'}; fresh producer: {outcome}")
+    return " | ".join(lines)
 
 
 def kill9_during_produce(broker, topic_name, rounds: int, size: int):
