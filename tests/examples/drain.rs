@@ -1,10 +1,12 @@
 //! Draining a broker: how long a removal takes to move N GiB off one broker, and what the
 //! move costs other producers (acks=all latency, p50 and p99, before and during the move).
-//! Replication throttles are not built yet, so the move runs at full speed.
+//! `DRAIN_THROTTLE_MIB` (MiB/s, default 0: none) sets `leader.replication.throttled.rate`
+//! and `follower.replication.throttled.rate` on the cluster default before the removal.
 //!
 //! ```sh
 //! cargo build --release -p broker
 //! cargo run --release -p e2e --example drain
+//! DRAIN_THROTTLE_MIB=64 cargo run --release -p e2e --example drain
 //! ```
 //!
 //! 3 controllers + 4 brokers. Topic `drain` has `DRAIN_PARTITIONS` (8) partitions of 2
@@ -20,7 +22,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use e2e::bench::{fmt_bytes, fmt_secs, use_release_binary_by_default, Table};
 use e2e::observe::{admin_json, partitions, wait_for};
-use e2e::ops::{api_versions, create_on, produce, produce_once, value_records, Versions};
+use e2e::ops::{
+    alter_configs, api_versions, create_on, produce, produce_once, value_records, Versions,
+    BROKER_RESOURCE,
+};
 use e2e::{http_send, Cluster, ClusterSpec, KafkaConn};
 use kafka_protocol::records::Compression;
 
@@ -42,6 +47,8 @@ struct Params {
     mib: u64,
     partitions: i32,
     probe_every: Duration,
+    /// Replication throttle, MiB/s; 0 is none.
+    throttle_mib: u64,
 }
 
 fn main() -> Result<()> {
@@ -50,9 +57,14 @@ fn main() -> Result<()> {
         mib: env_or("DRAIN_MIB", 1024),
         partitions: env_or("DRAIN_PARTITIONS", 8),
         probe_every: Duration::from_millis(env_or("DRAIN_PROBE_MS", 20)),
+        throttle_mib: env_or("DRAIN_THROTTLE_MIB", 0),
+    };
+    let throttle = match p.throttle_mib {
+        0 => "unthrottled".to_string(),
+        mib => format!("throttled at {mib} MiB/s"),
     };
     println!(
-        "drain: {} MiB on broker {LEAVING} in {} partitions, binary {}",
+        "drain: {} MiB on broker {LEAVING} in {} partitions, {throttle}, binary {}",
         p.mib,
         p.partitions,
         e2e::broker_bin().display()
@@ -91,6 +103,22 @@ fn run(cluster: &mut Cluster, p: &Params, table: &mut Table) -> Result<()> {
     std::thread::sleep(BASELINE);
     let before = probe.take();
 
+    if p.throttle_mib > 0 {
+        let rate = (p.throttle_mib << 20).to_string();
+        alter_configs(
+            &mut conn,
+            BROKER_RESOURCE,
+            "",
+            &[
+                ("leader.replication.throttled.rate", Some(&rate)),
+                ("follower.replication.throttled.rate", Some(&rate)),
+            ],
+        )?;
+        table.row(
+            "replication throttle (both sides)",
+            format!("{} MiB/s", p.throttle_mib),
+        );
+    }
     let http = cluster.node(0).http_port;
     let started = Instant::now();
     let body = format!("{{\"brokerIds\":[{LEAVING}]}}");
