@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use e2e::observe::{first_partition, in_sync_topic, metric, wait_for, PartitionView};
 use e2e::ops::topic;
-use e2e::{Cluster, ClusterSpec};
+use e2e::{http_send, Cluster, ClusterSpec};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::ElectLeadersRequest;
@@ -128,5 +128,33 @@ fn the_controller_balances_leaders_back_on_its_own() -> Result<()> {
         wait_for("the controller moved leadership back", TIMEOUT, || {
             Ok(state(cluster, other)?.leader == preferred)
         })
+    })
+}
+
+/// `POST /admin/v1/brokers/{id}/demote` on another broker: the leader hands its leadership
+/// to an in-sync replica before a restart and the answer says none is left; an unknown
+/// broker is 404 and a bad id 400.
+#[test]
+fn demote_moves_leadership_off_a_broker_through_the_admin_api() -> Result<()> {
+    Cluster::start(&spec(&[("auto.leader.rebalance.enable", "false")]))?.run(|cluster| {
+        let (p, _) = in_sync_topic(cluster, TOPIC, 3, TIMEOUT)?;
+        let (leader, via) = (p.leader, p.replicas[1]);
+        let http = cluster.node(via).http_port;
+        let path = format!("/admin/v1/brokers/{leader}/demote");
+        let (status, body) = http_send(http, "POST", &path, "", TIMEOUT)?;
+        assert_eq!(status, 200, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body)?;
+        assert_eq!(answer["brokerId"], leader, "{body}");
+        assert_eq!(answer["leadersRemaining"], 0, "{body}");
+        let p = state(cluster, via)?;
+        assert!(p.leader >= 0 && p.leader != leader, "{p:?}");
+        assert_eq!(p.isr.len(), 3, "the ISR is unchanged: {p:?}");
+
+        let (status, body) = http_send(http, "POST", "/admin/v1/brokers/42/demote", "", TIMEOUT)?;
+        assert_eq!(status, 404, "{body}");
+        assert!(body.contains("UNKNOWN_BROKER"), "{body}");
+        let (status, body) = http_send(http, "POST", "/admin/v1/brokers/x/demote", "", TIMEOUT)?;
+        assert_eq!(status, 400, "{body}");
+        Ok(())
     })
 }

@@ -4,6 +4,7 @@
 //! exclusion and unregistration, and broker removals.
 
 mod cluster_view;
+mod demote;
 mod exclusion;
 mod quorum_view;
 mod removal;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use tokio::sync::watch;
 
@@ -51,6 +52,7 @@ pub fn router(state: AdminState) -> Router {
             get(restart_safety),
         )
         .route("/admin/v1/brokers/{broker_id}", delete(unregister_broker))
+        .route("/admin/v1/brokers/{broker_id}/demote", post(demote_broker))
         .route(
             "/admin/v1/brokers/{broker_id}/exclusion",
             put(exclude).delete(unexclude),
@@ -123,6 +125,13 @@ async fn unregister_broker(
 ) -> Response {
     match parse_broker_id(&broker_id) {
         Some(id) => unregister::unregister(&state.controllers, id).await,
+        None => bad_broker_id(&broker_id),
+    }
+}
+
+async fn demote_broker(State(state): State<AdminState>, Path(broker_id): Path<String>) -> Response {
+    match parse_broker_id(&broker_id) {
+        Some(id) => demote::demote(&state, id).await,
         None => bad_broker_id(&broker_id),
     }
 }

@@ -8,11 +8,16 @@ use kafka_protocol::error::ResponseError;
 
 use super::configs::{config_records, replace, AlterOp, ConfigUpdate};
 use super::error::ApiError;
+use super::leadership::demote;
 use super::removal::plan_removal_update;
 use crate::metadata::image::{EXCLUDED_KEY, REMOVAL_KEY_PREFIX};
 use crate::metadata::records::BROKER_RESOURCE;
 use crate::metadata::{MetadataImage, MetadataRecord};
 use crate::replication::throttle;
+
+/// Set to `true` on a broker to move its partition leaderships to other in-sync replicas
+/// (`POST /admin/v1/brokers/{id}/demote`); nothing is stored.
+pub const DEMOTE_KEY: &str = "broker.demote";
 
 /// A dynamic broker key: where it may be set, and how a given value is kept.
 struct BrokerKey {
@@ -94,6 +99,9 @@ pub fn plan_broker_update(
     if let Some((key, value)) = removal_update(on_default, update) {
         return plan_removal_update(image, key, value);
     }
+    if let Some(value) = action(update, DEMOTE_KEY).filter(|_| !on_default) {
+        return plan_demotion(image, name, value);
+    }
     // Removal tasks share the default resource but are never rewritten here.
     let current: BTreeMap<String, String> = image
         .broker_resource_configs(name)
@@ -161,15 +169,43 @@ pub fn plan_broker_update(
 /// A SET of one `removal.<id>` key on the cluster default: the removal task's
 /// start or cancel, which the removal module checks against the whole image.
 fn removal_update(on_default: bool, update: &ConfigUpdate) -> Option<(&str, &str)> {
+    let (key, value) = single_set(update)?;
+    (on_default && key.starts_with(REMOVAL_KEY_PREFIX)).then_some((key, value))
+}
+
+/// The value of a SET of the action key `key` alone.
+fn action<'a>(update: &'a ConfigUpdate, key: &str) -> Option<&'a str> {
+    single_set(update).and_then(|(k, value)| (k == key).then_some(value))
+}
+
+/// The key and value of an IncrementalAlterConfigs that SETs one key only.
+fn single_set(update: &ConfigUpdate) -> Option<(&str, &str)> {
     match update {
-        ConfigUpdate::Incremental(ops) if on_default && ops.len() == 1 => match &ops[0] {
-            (key, AlterOp::Set, Some(value)) if key.starts_with(REMOVAL_KEY_PREFIX) => {
-                Some((key.as_str(), value.as_str()))
-            }
+        ConfigUpdate::Incremental(ops) if ops.len() == 1 => match &ops[0] {
+            (key, AlterOp::Set, Some(value)) => Some((key.as_str(), value.as_str())),
             _ => None,
         },
         _ => None,
     }
+}
+
+/// `broker.demote=true` on broker `name`: an action, not a stored config. It moves
+/// the broker's leaderships to other in-sync replicas (see [`demote`]).
+fn plan_demotion(
+    image: &MetadataImage,
+    name: &str,
+    value: &str,
+) -> Result<Vec<MetadataRecord>, ApiError> {
+    if !value.trim().eq_ignore_ascii_case("true") {
+        return Err(ApiError::new(
+            ResponseError::InvalidConfig,
+            format!(
+                "Invalid value for {DEMOTE_KEY}: it is an action, set only to true, not `{value}`."
+            ),
+        ));
+    }
+    let broker = name.parse::<i32>().unwrap_or(-1);
+    Ok(demote(image, broker))
 }
 
 fn known_key(key: &str, on_default: bool) -> Result<&'static BrokerKey, ApiError> {

@@ -205,3 +205,55 @@ fn unclean_election_without_a_live_replica_is_refused() {
         )]
     );
 }
+
+/// `broker.demote=true` on one broker (the admin API's demote), as the controller answers it.
+fn demote_broker(c: &Controller, name: &str, value: &str) -> Result<(), ApiError> {
+    let op = (
+        DEMOTE_KEY.to_string(),
+        AlterOp::Set,
+        Some(value.to_string()),
+    );
+    c.alter_configs(
+        vec![(
+            ConfigResource::Broker(name.into()),
+            ConfigUpdate::Incremental(vec![op]),
+        )],
+        false,
+    )
+    .unwrap()
+    .pop()
+    .unwrap()
+}
+
+#[test]
+fn demotion_hands_leaderships_to_other_in_sync_replicas_and_stores_nothing() {
+    let (c, _) = cluster(LeadershipConfig::default());
+    topic(&c, "t", vec![vec![1, 2, 3], vec![1, 3, 2], vec![2, 1, 3]]);
+    topic(&c, "solo", vec![vec![1]]);
+    demote_broker(&c, "1", "true").unwrap();
+    assert_eq!(
+        partitions(&c, "t"),
+        vec![(2, vec![1, 2, 3]), (3, vec![1, 3, 2]), (2, vec![2, 1, 3])],
+        "leaders move, ISRs stay"
+    );
+    assert_eq!(
+        partitions(&c, "solo"),
+        vec![(1, vec![1])],
+        "no one else can lead"
+    );
+    assert_eq!(leaderships(&c.image(), 1), 1);
+    let stored = c
+        .image()
+        .broker_resource_configs("1")
+        .cloned()
+        .unwrap_or_default();
+    assert!(!stored.contains_key(DEMOTE_KEY), "{stored:?}");
+
+    let err = demote_broker(&c, "1", "later").unwrap_err();
+    assert_eq!(err.error, ResponseError::InvalidConfig);
+    assert!(err.message.contains("set only to true"), "{}", err.message);
+    assert_eq!(
+        demote_broker(&c, "", "true").unwrap_err().error,
+        ResponseError::InvalidConfig
+    );
+}

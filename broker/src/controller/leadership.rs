@@ -41,6 +41,30 @@ pub fn elect_leaderless(image: &MetadataImage, broker: i32) -> Vec<MetadataRecor
     })
 }
 
+/// New leaders for the partitions `broker` leads, so that it can restart without a
+/// leader moving under load: the first other ISR replica that may lead. A partition
+/// whose ISR holds no other such replica keeps its leader. The ISR is unchanged.
+pub fn demote(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+    partition_changes(image, |p| {
+        if p.leader != broker {
+            return None;
+        }
+        let others: Vec<i32> = p.isr.iter().copied().filter(|id| *id != broker).collect();
+        let leader = first_leader(image, &p.replicas, &others, None);
+        (leader != NO_LEADER).then_some((None, leader))
+    })
+}
+
+/// How many partitions `broker` leads.
+pub fn leaderships(image: &MetadataImage, broker: i32) -> usize {
+    image
+        .topics
+        .values()
+        .flat_map(|t| &t.partitions)
+        .filter(|p| p.leader == broker)
+        .count()
+}
+
 /// Whether `broker` leads any partition.
 pub fn leads_any(image: &MetadataImage, broker: i32) -> bool {
     image
