@@ -11,7 +11,8 @@ group reading them the whole time. Then, in order:
 3. the same broker is removed again and the active controller is SIGKILLed midway: the
    new controller resumes the removal and it completes with zero replicas on the broker;
 4. the RF=3 topic is deleted (what an operator does to make room) and a second broker is
-   removed, down to two brokers.
+   removed, down to two brokers, with replication throttled to THROTTLE bytes/s: no
+   broker copies faster than that.
 
 Then the producers stop, and every acknowledged value must be there, once, in order
 (no_loss_checker), and the consumer group's longest gap between two messages must stay
@@ -30,7 +31,8 @@ import urllib.request
 
 import pytest
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                  NewTopic, ResourceType)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import Cluster, metadata, wait_for  # noqa: E402
@@ -45,6 +47,10 @@ FILL_BYTES = 12 << 20  # per topic, before the first move, so that moves take se
 # the group's reading.
 MAX_STALL_S = 10.0
 MOVE_TIMEOUT_S = 240
+# leader/follower.replication.throttled.rate of the second removal, on every broker.
+THROTTLE = 1 << 20
+THROTTLED_BYTES = {"leader": "kafka_server_leaderreplication_throttled_bytes_total",
+                   "follower": "kafka_server_followerreplication_throttled_bytes_total"}
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -225,11 +231,22 @@ def test_removal_under_load(cluster):
     # 4. room made, then a second broker goes: the RF=3 topic is checked, then deleted
     counts = {"removal-rf3": stop_and_check(cluster, writers, histories, "removal-rf3")}
     admin.delete_topics(["removal-rf3"], operation_timeout=30)["removal-rf3"].result(60)
+    throttle(admin, cluster, remaining)
+    before = throttled_bytes(cluster, remaining)
+    started = time.monotonic()
     status, body = admin_call(cluster.brokers[0], "PUT", "/admin/v1/removals/remove-second",
                               {"brokerIds": [second]})
     assert status == 201, body
     done = wait_removal(cluster, "remove-second", "completed")
-    log(f"removal of {second} completed: {done}")
+    throttled_took = time.monotonic() - started
+    copied = {k: v - before[k] for k, v in throttled_bytes(cluster, remaining).items()}
+    log(f"removal of {second} completed in {throttled_took:.1f}s at a {THROTTLE >> 20} MiB/s "
+        f"throttle, bytes copied under it: {copied}: {done}")
+    assert any(v > 0 for (side, _), v in copied.items() if side == "follower"), copied
+    # Each broker's buckets start with one second of tokens; past that, the rate holds.
+    for (side, broker), n in copied.items():
+        assert n <= THROTTLE * (throttled_took + 1) * 1.1, \
+            f"broker {broker} {side} side copied {n} bytes in {throttled_took:.1f}s"
     last_two = [b for b in remaining if b != second]
     assert broker_info(cluster, second)["replicas"] == 0
     wait_for("healthy on two brokers", lambda: healthy(cluster, last_two), 90, 0.5)
@@ -245,6 +262,35 @@ def test_removal_under_load(cluster):
     assert reader.count > 0, "the consumer group read nothing"
     assert reader.longest_gap < MAX_STALL_S, \
         f"the consumer group stalled for {reader.longest_gap:.1f}s"
+
+
+def throttle(admin, cluster, brokers):
+    """Both replication throttle rates at THROTTLE on each of `brokers`, once in force."""
+    rate = str(THROTTLE)
+    for b in brokers:  # librdkafka takes one BROKER resource per call
+        resource = ConfigResource(ResourceType.BROKER, str(b), incremental_configs=[
+            ConfigEntry(f"{side}.replication.throttled.rate", rate,
+                        incremental_operation=AlterConfigOpType.SET)
+            for side in THROTTLED_BYTES])
+        for f in admin.incremental_alter_configs([resource]).values():
+            f.result(30)
+
+    def in_force(b):
+        m = cluster.metrics(cluster.pod(b), timeout=5) or {}
+        return all(float(m.get(f"kafka_server_{side}replication_throttle_rate_bytes", 0)) == THROTTLE
+                   for side in THROTTLED_BYTES)
+    wait_for("the throttles in force", lambda: all(in_force(b) for b in brokers), 30, 0.2)
+
+
+def throttled_bytes(cluster, brokers):
+    """{(side, broker): bytes copied under that side's throttle so far}."""
+    out = {}
+    for b in brokers:
+        m = cluster.metrics(cluster.pod(b), timeout=5)
+        assert m is not None, f"no metrics from broker {b}"
+        for side, name in THROTTLED_BYTES.items():
+            out[(side, b)] = float(m.get(name, 0))
+    return out
 
 
 def stop_and_check(cluster, writers, histories, topic):
