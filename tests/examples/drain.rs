@@ -23,8 +23,7 @@ use anyhow::{bail, ensure, Context, Result};
 use e2e::bench::{fmt_bytes, fmt_secs, use_release_binary_by_default, Table};
 use e2e::observe::{admin_json, partitions, wait_for};
 use e2e::ops::{
-    alter_configs, api_versions, create_on, produce, produce_once, value_records, Versions,
-    BROKER_RESOURCE,
+    api_versions, create_on, produce, produce_once, throttle_replication, value_records, Versions,
 };
 use e2e::{http_send, Cluster, ClusterSpec, KafkaConn};
 use kafka_protocol::records::Compression;
@@ -104,16 +103,7 @@ fn run(cluster: &mut Cluster, p: &Params, table: &mut Table) -> Result<()> {
     let before = probe.take();
 
     if p.throttle_mib > 0 {
-        let rate = (p.throttle_mib << 20).to_string();
-        alter_configs(
-            &mut conn,
-            BROKER_RESOURCE,
-            "",
-            &[
-                ("leader.replication.throttled.rate", Some(&rate)),
-                ("follower.replication.throttled.rate", Some(&rate)),
-            ],
-        )?;
+        throttle_replication(&mut conn, p.throttle_mib << 20)?;
         table.row(
             "replication throttle (both sides)",
             format!("{} MiB/s", p.throttle_mib),

@@ -271,8 +271,7 @@ pub fn create_on(conn: &mut KafkaConn, name: &str, assignments: &[Vec<i32>]) -> 
     Ok(())
 }
 
-/// Config resource types of (Incremental)AlterConfigs.
-pub const TOPIC_RESOURCE: i8 = 2;
+/// The BROKER config resource type of (Incremental)AlterConfigs.
 pub const BROKER_RESOURCE: i8 = 4;
 
 /// IncrementalAlterConfigs v0 on one resource: SET each key with a value, DELETE each
@@ -309,4 +308,19 @@ pub fn alter_configs(
         }
     }
     Ok(())
+}
+
+/// Both replication throttle rates (`leader.` and `follower.replication.throttled.rate`)
+/// at `bytes_per_s` on the cluster default, which every broker without its own takes.
+pub fn throttle_replication(conn: &mut KafkaConn, bytes_per_s: u64) -> Result<()> {
+    let rate = bytes_per_s.to_string();
+    alter_configs(
+        conn,
+        BROKER_RESOURCE,
+        "",
+        &[
+            ("leader.replication.throttled.rate", Some(&rate)),
+            ("follower.replication.throttled.rate", Some(&rate)),
+        ],
+    )
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use e2e::observe::{admin_json, first_partition, metric, wait_for};
-use e2e::ops::{alter_configs, api_versions, create_on, produce, value_records, BROKER_RESOURCE};
+use e2e::ops::{api_versions, create_on, produce, throttle_replication, value_records};
 use e2e::{http_send, Cluster, ClusterSpec};
 use kafka_protocol::records::Compression;
 
@@ -43,16 +43,7 @@ fn a_removal_moves_data_at_the_throttled_rate() -> Result<()> {
         for _ in 0..BATCHES {
             produce(&mut conn, &v, TOPIC, 0, &records, Compression::None)?;
         }
-        let rate = RATE.to_string();
-        alter_configs(
-            &mut conn,
-            BROKER_RESOURCE,
-            "",
-            &[
-                ("leader.replication.throttled.rate", Some(&rate)),
-                ("follower.replication.throttled.rate", Some(&rate)),
-            ],
-        )?;
+        throttle_replication(&mut conn, RATE)?;
         wait_for("both brokers apply the rates", TIMEOUT, || {
             Ok(metric(
                 cluster.node(0).http_port,
