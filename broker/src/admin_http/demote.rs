@@ -8,11 +8,10 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use kafka_protocol::error::ResponseError;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::exclusion::{alter_broker_config, AlterError, ASK_TIMEOUT};
+use super::exclusion::{alter_broker_config, refusal, ASK_TIMEOUT};
 use super::{error, AdminState};
 use crate::controller::{demote as demotion_records, leaderships, DEMOTE_KEY};
 
@@ -43,27 +42,8 @@ pub async fn demote(state: &AdminState, broker: i32) -> Response {
         ASK_TIMEOUT,
     )
     .await;
-    match asked {
-        Ok(()) => {}
-        Err(AlterError::NoController(reason)) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "NO_ACTIVE_CONTROLLER",
-                reason,
-            )
-        }
-        Err(AlterError::Refused { code, .. })
-            if code == ResponseError::BrokerIdNotRegistered.code() =>
-        {
-            return unknown(broker)
-        }
-        Err(AlterError::Refused { code, message }) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "CONTROLLER_ERROR",
-                format!("the controller refused with error {code}: {message}"),
-            )
-        }
+    if let Err(refused) = asked {
+        return refusal(refused);
     }
     let deadline = Instant::now() + SEE_TIMEOUT;
     let remaining = loop {

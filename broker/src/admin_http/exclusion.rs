@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use axum::http::StatusCode;
+use axum::response::Response;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
@@ -12,6 +14,7 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::error;
 use crate::client::{ClientError, ControllerChannel};
 use crate::metadata::image::EXCLUDED_KEY;
 use crate::metadata::records::BROKER_RESOURCE;
@@ -128,6 +131,32 @@ fn outcome(response: &IncrementalAlterConfigsResponse) -> Result<(), AlterError>
                 .map_or_else(String::new, |m| m.to_string()),
         }),
     }
+}
+
+/// The contract's status and code for a broker config change the controller refused
+/// (removal, demotion).
+pub fn refusal(e: AlterError) -> Response {
+    let (code, message) = match e {
+        AlterError::NoController(reason) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "NO_ACTIVE_CONTROLLER",
+                reason,
+            )
+        }
+        AlterError::Refused { code, message } => (code, message),
+    };
+    let (status, name) = match ResponseError::try_from_code(code) {
+        Some(ResponseError::BrokerIdNotRegistered) => (StatusCode::NOT_FOUND, "UNKNOWN_BROKER"),
+        Some(ResponseError::InvalidReplicationFactor) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "REPLICATION_FACTOR_UNSATISFIABLE",
+        ),
+        Some(ResponseError::ReassignmentInProgress) => (StatusCode::CONFLICT, "REMOVAL_CONFLICT"),
+        Some(ResponseError::InvalidRequest) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "CONTROLLER_ERROR"),
+    };
+    error(status, name, message)
 }
 
 #[cfg(test)]

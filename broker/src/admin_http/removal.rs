@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 
 use super::error;
-use super::exclusion::{alter_broker_config, AlterError, ASK_TIMEOUT};
+use super::exclusion::{alter_broker_config, refusal, ASK_TIMEOUT};
 use super::AdminState;
 use crate::controller::valid_removal_id;
 use crate::metadata::image::{RemovalState, RemovalTask, REMOVAL_KEY_PREFIX};
@@ -209,33 +208,11 @@ async fn send(state: &AdminState, id: &str, task: &RemovalTask) -> Option<Respon
     .map(refusal)
 }
 
-/// The contract's status and code for a refusal.
-fn refusal(e: AlterError) -> Response {
-    let (code, message) = match e {
-        AlterError::NoController(reason) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "NO_ACTIVE_CONTROLLER",
-                reason,
-            )
-        }
-        AlterError::Refused { code, message } => (code, message),
-    };
-    let (status, name) = match ResponseError::try_from_code(code) {
-        Some(ResponseError::BrokerIdNotRegistered) => (StatusCode::NOT_FOUND, "UNKNOWN_BROKER"),
-        Some(ResponseError::InvalidReplicationFactor) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "REPLICATION_FACTOR_UNSATISFIABLE",
-        ),
-        Some(ResponseError::ReassignmentInProgress) => (StatusCode::CONFLICT, "REMOVAL_CONFLICT"),
-        Some(ResponseError::InvalidRequest) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "CONTROLLER_ERROR"),
-    };
-    error(status, name, message)
-}
-
 #[cfg(test)]
 mod tests {
+    use kafka_protocol::error::ResponseError;
+
+    use super::super::exclusion::AlterError;
     use super::*;
 
     #[test]

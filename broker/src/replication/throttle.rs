@@ -13,6 +13,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use crate::metadata::{MetadataImage, PartitionImage};
+use crate::storage::throttled_replica_pairs;
 
 pub const LEADER_RATE_KEY: &str = "leader.replication.throttled.rate";
 pub const FOLLOWER_RATE_KEY: &str = "follower.replication.throttled.rate";
@@ -149,42 +150,12 @@ pub fn parse_rate(value: &str) -> Result<u64, String> {
     }
 }
 
-/// Checks a throttled-replicas topic config value and puts it in canonical form: `*`,
-/// or comma-separated `partition:broker` pairs (empty: none).
-pub fn parse_throttled_replicas(value: &str) -> Result<String, String> {
-    let value = value.trim();
-    if value == "*" {
-        return Ok(value.to_string());
-    }
-    let mut pairs = Vec::new();
-    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let pair = entry
-            .split_once(':')
-            .and_then(|(p, b)| Some((p.trim().parse::<i32>().ok()?, b.trim().parse::<i32>().ok()?)))
-            .filter(|(p, b)| *p >= 0 && *b >= 0);
-        match pair {
-            Some((p, b)) => pairs.push(format!("{p}:{b}")),
-            None => {
-                return Err(format!(
-                    "`{entry}` is not a partition:broker pair; the value is `*` or a list such as 0:101,1:102"
-                ))
-            }
-        }
-    }
-    Ok(pairs.join(","))
-}
-
 /// Whether the topic's throttled-replicas list for `side` names `broker` for `partition`.
 fn listed(configs: &BTreeMap<String, String>, side: Side, partition: i32, broker: i32) -> bool {
-    let Some(value) = configs.get(side.replicas_key()) else {
-        return false;
-    };
-    value.trim() == "*"
-        || value.split(',').any(|entry| {
-            entry.split_once(':').is_some_and(|(p, b)| {
-                p.trim().parse() == Ok(partition) && b.trim().parse() == Ok(broker)
-            })
-        })
+    configs.get(side.replicas_key()).is_some_and(|value| {
+        value.trim() == "*"
+            || throttled_replica_pairs(value).any(|(_, pair)| pair == Some((partition, broker)))
+    })
 }
 
 /// Whether copying partition `meta` to `replica` is throttled on `local`'s `side`
@@ -231,85 +202,39 @@ mod tests {
     #[test]
     fn only_replicas_out_of_the_isr_that_are_moving_or_listed_are_throttled() {
         let none = configs(&[]);
-        // A reassignment adding broker 4: throttled on both sides until it joins the ISR.
-        assert!(is_throttled(
-            &partition(&[1, 2], &[4]),
-            &none,
-            Side::Leader,
-            1,
-            4
-        ));
-        assert!(is_throttled(
-            &partition(&[1, 2], &[4]),
-            &none,
-            Side::Follower,
-            4,
-            4
-        ));
-        assert!(!is_throttled(
-            &partition(&[1, 2, 4], &[4]),
-            &none,
-            Side::Leader,
-            1,
-            4
-        ));
-        // A follower that fell behind, no reassignment, no list: not throttled.
-        assert!(!is_throttled(
-            &partition(&[1, 2], &[]),
-            &none,
-            Side::Leader,
-            1,
-            4
-        ));
-
         let leader_list = configs(&[(LEADER_REPLICAS_KEY, "3:1, 5:2")]);
-        assert!(is_throttled(
-            &partition(&[1, 2], &[]),
-            &leader_list,
-            Side::Leader,
-            1,
-            4
-        ));
-        assert!(!is_throttled(
-            &partition(&[1, 2], &[]),
-            &leader_list,
-            Side::Leader,
-            2,
-            4
-        ));
-        assert!(!is_throttled(
-            &partition(&[1, 2], &[]),
-            &leader_list,
-            Side::Follower,
-            4,
-            4
-        ));
         let all = configs(&[(FOLLOWER_REPLICAS_KEY, "*")]);
-        assert!(is_throttled(
-            &partition(&[1, 2], &[]),
-            &all,
-            Side::Follower,
-            4,
-            4
-        ));
-        assert!(!is_throttled(
-            &partition(&[1, 2, 4], &[]),
-            &all,
-            Side::Follower,
-            4,
-            4
-        ));
+        // (ISR, adding replicas, topic configs, side, local broker, replica, throttled)
+        type Case<'a> = (
+            &'a [i32],
+            &'a [i32],
+            &'a BTreeMap<String, String>,
+            Side,
+            i32,
+            i32,
+            bool,
+        );
+        let cases: &[Case] = &[
+            // A reassignment adding broker 4: throttled on both sides until it joins the ISR.
+            (&[1, 2], &[4], &none, Side::Leader, 1, 4, true),
+            (&[1, 2], &[4], &none, Side::Follower, 4, 4, true),
+            (&[1, 2, 4], &[4], &none, Side::Leader, 1, 4, false),
+            // A follower that fell behind, no reassignment, no list: not throttled.
+            (&[1, 2], &[], &none, Side::Leader, 1, 4, false),
+            (&[1, 2], &[], &leader_list, Side::Leader, 1, 4, true),
+            (&[1, 2], &[], &leader_list, Side::Leader, 2, 4, false),
+            (&[1, 2], &[], &leader_list, Side::Follower, 4, 4, false),
+            (&[1, 2], &[], &all, Side::Follower, 4, 4, true),
+            (&[1, 2, 4], &[], &all, Side::Follower, 4, 4, false),
+        ];
+        for (i, &(isr, adding, configs, side, local, replica, want)) in cases.iter().enumerate() {
+            let got = is_throttled(&partition(isr, adding), configs, side, local, replica);
+            assert_eq!(got, want, "case {i}");
+        }
     }
 
     #[test]
-    fn throttled_replicas_values_are_checked_and_made_canonical() {
-        assert_eq!(parse_throttled_replicas(" * ").unwrap(), "*");
-        assert_eq!(parse_throttled_replicas("0:1, 1 : 2,").unwrap(), "0:1,1:2");
-        assert_eq!(parse_throttled_replicas("").unwrap(), "");
-        for bad in ["0", "a:1", "0:-1", "*,0:1", "0:1:2"] {
-            let error = parse_throttled_replicas(bad).unwrap_err();
-            assert!(error.contains("partition:broker"), "{bad}: {error}");
-        }
+    fn rates_are_positive_numbers_of_bytes_per_second() {
         assert_eq!(parse_rate("1048576"), Ok(1_048_576));
         assert!(parse_rate("0").is_err());
         assert!(parse_rate("-5").is_err());

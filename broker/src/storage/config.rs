@@ -7,7 +7,6 @@ use kafka_protocol::records::Compression;
 
 use super::recompress::{compression_type_name, parse_compression_type};
 use crate::config::{parse_timestamp_type, BrokerConfig, CleanupPolicy};
-use crate::replication::throttle::parse_throttled_replicas;
 
 /// A topic-level key that is unknown or whose value does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +70,45 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "segment.ms",
     "unclean.leader.election.enable",
 ];
+
+/// Checks a `leader/follower.replication.throttled.replicas` value (read by
+/// replication::throttle) and puts it in canonical form: `*`, or comma-separated
+/// `partition:broker` pairs (empty: none).
+fn parse_throttled_replicas(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value == "*" {
+        return Ok(value.to_string());
+    }
+    let mut pairs = Vec::new();
+    for (entry, pair) in throttled_replica_pairs(value) {
+        match pair {
+            Some((p, b)) => pairs.push(format!("{p}:{b}")),
+            None => {
+                return Err(format!(
+                    "`{entry}` is not a partition:broker pair; the value is `*` or a list such as 0:101,1:102"
+                ))
+            }
+        }
+    }
+    Ok(pairs.join(","))
+}
+
+/// The entries of a throttled-replicas list other than `*`, each with its
+/// `(partition, broker)` pair, `None` where it does not parse; empty entries are skipped.
+pub fn throttled_replica_pairs(
+    value: &str,
+) -> impl Iterator<Item = (&str, Option<(i32, i32)>)> + '_ {
+    let pair = |entry: &str| {
+        let (p, b) = entry.split_once(':')?;
+        let pair = (p.trim().parse::<i32>().ok()?, b.trim().parse::<i32>().ok()?);
+        (pair.0 >= 0 && pair.1 >= 0).then_some(pair)
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(move |entry| (entry, pair(entry)))
+}
 
 impl LogConfig {
     /// The defaults a topic without overrides gets from the broker config.
@@ -356,5 +394,16 @@ mod tests {
             )]))
             .unwrap();
         assert_eq!(listed.follower_throttled_replicas, "0:1,2:3");
+    }
+
+    #[test]
+    fn throttled_replicas_values_are_checked_and_made_canonical() {
+        assert_eq!(parse_throttled_replicas(" * ").unwrap(), "*");
+        assert_eq!(parse_throttled_replicas("0:1, 1 : 2,").unwrap(), "0:1,1:2");
+        assert_eq!(parse_throttled_replicas("").unwrap(), "");
+        for bad in ["0", "a:1", "0:-1", "*,0:1", "0:1:2"] {
+            let error = parse_throttled_replicas(bad).unwrap_err();
+            assert!(error.contains("partition:broker"), "{bad}: {error}");
+        }
     }
 }

@@ -29,7 +29,7 @@ pub use error::StorageError;
 pub use log::{AppendInfo, Checkpoints, PartitionLog};
 pub use manager::{BackgroundConfig, LogManager};
 
-pub use config::{InvalidTopicConfig, LogConfig, TOPIC_CONFIG_KEYS};
+pub use config::{throttled_replica_pairs, InvalidTopicConfig, LogConfig, TOPIC_CONFIG_KEYS};
 
 use std::fmt;
 
