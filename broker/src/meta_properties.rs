@@ -51,7 +51,8 @@ pub fn random_uuid() -> String {
     }
 }
 
-fn base64_url(bytes: &[u8]) -> String {
+/// Kafka's text form of an id: URL-safe base64 without padding.
+pub fn base64_url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len() * 4 / 3 + 1);
     for chunk in bytes.chunks(3) {
@@ -64,6 +65,32 @@ fn base64_url(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// The bytes of [`base64_url`]'s text; None for anything it could not have written.
+pub fn from_base64_url(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'-' => Some(62),
+        b'_' => Some(63),
+        _ => None,
+    };
+    if text.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for chunk in text.as_bytes().chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= (value(*c)? as u32) << (18 - 6 * i);
+        }
+        for i in 0..chunk.len() - 1 {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    Some(out)
 }
 
 fn valid_cluster_id(id: &str) -> bool {
@@ -194,6 +221,17 @@ mod tests {
         assert!(valid_cluster_id(&id), "{id}");
         assert_ne!(id, random_uuid());
         assert_eq!(base64_url(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn base64_text_decodes_to_the_bytes_it_came_from() {
+        for len in 0..20 {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 251) as u8).collect();
+            assert_eq!(from_base64_url(&base64_url(&bytes)), Some(bytes));
+        }
+        assert_eq!(from_base64_url("-_8"), Some(vec![0xfb, 0xff]));
+        assert_eq!(from_base64_url("ab+c"), None, "not the URL-safe alphabet");
+        assert_eq!(from_base64_url("abcde"), None, "no byte ends there");
     }
 
     #[test]

@@ -27,7 +27,8 @@ class TrackingProducer:
         self.sent = 0
         self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
                            "message.timeout.ms": 120000, "request.timeout.ms": 5000,
-                           "reconnect.backoff.max.ms": 500, "retry.backoff.ms": 100, **conf})
+                           "reconnect.backoff.max.ms": 500, "retry.backoff.ms": 100, **conf,
+                           **({"debug": os.environ["RDKAFKA_DEBUG"]} if os.environ.get("RDKAFKA_DEBUG") else {})})
 
     def _cb(self, err, m):
         if err:
@@ -168,7 +169,7 @@ def kill9_during_produce(broker, topic_name, rounds: int, size: int):
         th.join(60)
         assert not errors, errors
     tp.flush()
-    assert not tp.failed, f"{len(tp.failed)} deliveries failed, e.g. {tp.failed[:3]}"
+    assert not tp.failed, f"{len(tp.failed)} deliveries failed, e.g. {tp.failed[:3]}; {diagnose(broker, topic_name, tp)}"
     check_acked_present(broker.bootstrap, topic_name, tp, idempotent=False)
     # and once more after a clean restart the same holds (recovery did not lose anything)
     broker.restart()

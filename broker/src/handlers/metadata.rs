@@ -9,8 +9,9 @@ use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataRespon
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+use crate::config::BrokerConfig;
 use crate::metadata::{MetadataImage, TopicImage};
-use crate::server::listeners::broker_address;
+use crate::server::listeners::{broker_address, own_address};
 use crate::server::BrokerState;
 
 pub const VERSIONS: &[(ApiKey, i16, i16)] = &[(ApiKey::Metadata, 0, 12)];
@@ -87,30 +88,41 @@ pub async fn handle(
         }
     };
     MetadataResponse::default()
-        .with_brokers(brokers(&image))
+        .with_brokers(brokers(&image, &state.config))
         .with_cluster_id(Some(StrBytes::from_string(image.cluster_id.clone())))
         .with_controller_id(BrokerId(state.config.node_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }
 
-fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
-    image
+/// The unfenced brokers, as Kafka lists them; never none. A client told of no broker
+/// forgets every broker it knew, its bootstrap servers too (librdkafka 2.10 and later
+/// bootstrap again only after `metadata.recovery.rebootstrap.trigger.ms`, 5 minutes), and
+/// every broker is fenced for a moment when a whole cluster restarts. So while no broker
+/// is unfenced, the answering one lists itself: the client keeps a broker to ask again.
+fn brokers(image: &MetadataImage, config: &BrokerConfig) -> Vec<MetadataResponseBroker> {
+    let entry = |id: i32, (host, port): (String, u16), rack: Option<String>| {
+        MetadataResponseBroker::default()
+            .with_node_id(BrokerId(id))
+            .with_host(StrBytes::from_string(host))
+            .with_port(port as i32)
+            .with_rack(rack.map(StrBytes::from_string))
+    };
+    let live: Vec<_> = image
         .brokers
         .values()
         .filter(|b| !b.fenced)
-        .filter_map(|b| {
-            // The address on the listener this request came in on.
-            let (host, port) = broker_address(b)?;
-            Some(
-                MetadataResponseBroker::default()
-                    .with_node_id(BrokerId(b.id))
-                    .with_host(StrBytes::from_string(host))
-                    .with_port(port as i32)
-                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
-            )
-        })
-        .collect()
+        // The address on the listener this request came in on.
+        .filter_map(|b| Some(entry(b.id, broker_address(b)?, b.rack.clone())))
+        .collect();
+    if live.is_empty() {
+        return vec![entry(
+            config.node_id,
+            own_address(config),
+            config.rack.clone(),
+        )];
+    }
+    live
 }
 
 fn topic_response(image: &MetadataImage, topic: &TopicImage) -> MetadataResponseTopic {
@@ -152,4 +164,40 @@ fn topic_response(image: &MetadataImage, topic: &TopicImage) -> MetadataResponse
 /// A topic id of all zeroes means "no id" on the wire.
 pub fn known_topic_id(id: &Uuid) -> Option<&Uuid> {
     (!id.is_nil()).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::{lifecycle_tests, MemoryMetadataLog};
+    use crate::server::testing::broker_state_over;
+
+    fn listed(answer: &MetadataResponse) -> Vec<i32> {
+        answer.brokers.iter().map(|b| b.node_id.0).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn unfenced_brokers_are_listed_and_never_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let metadata = MemoryMetadataLog::new();
+        let state = broker_state_over(dir.path(), &metadata);
+        let me = state.config.node_id;
+        let other = me + 1;
+        let ask = || handle(&state, 12, MetadataRequest::default());
+
+        lifecycle_tests::unfenced(&state.controller, other, 0);
+        assert!(listed(&ask().await).contains(&other));
+        // Every session expires, as when a whole cluster restarts.
+        state.controller.fence_stale_brokers(0).unwrap();
+        state.controller.fence_stale_brokers(3_600_000).unwrap();
+        assert!(state.image().brokers.values().all(|b| b.fenced));
+        let answer = ask().await;
+        assert_eq!(listed(&answer), [me], "every broker fenced: itself");
+        let (host, port) = own_address(&state.config);
+        assert_eq!(answer.brokers[0].host.as_str(), host);
+        assert_eq!(answer.brokers[0].port, port as i32);
+
+        lifecycle_tests::unfenced(&state.controller, other, 3_600_000);
+        assert_eq!(listed(&ask().await), [other], "only unfenced brokers");
+    }
 }

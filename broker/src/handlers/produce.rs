@@ -63,7 +63,10 @@ pub async fn handle(
                         .with_log_append_time_ms(info.log_append_time)
                         .with_log_start_offset(info.log_start_offset)
                 }
-                Err(e) => failed(response, e),
+                Err(e) => {
+                    tracing::debug!(topic = %topic.name.as_str(), partition = data.index, code = e.code, "produce refused");
+                    failed(response, e)
+                }
             });
         }
         responses.push(
@@ -89,6 +92,7 @@ pub async fn handle(
             Err(_) => ResponseError::RequestTimedOut,
         };
         let (t, p) = waiting.at;
+        tracing::debug!(partition = %waiting.partition.tp, %error, "acks=all produce failed");
         let slot = &mut responses[t].partition_responses[p];
         *slot = failed(slot.clone(), PartitionError::new(error));
     }

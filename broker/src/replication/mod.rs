@@ -188,7 +188,7 @@ impl ReplicaManager {
                 .filter(|p| p.replicas.contains(&local))
             {
                 let tp = TopicPartition::new(topic.name.clone(), meta.partition);
-                let Some(log) = self.logs.get(&tp) else {
+                let Ok(Some(log)) = self.logs.get_for_topic(&tp, topic.id) else {
                     continue;
                 };
                 if self.hosted(&tp, &log, meta).is_err() {

@@ -70,6 +70,7 @@ fn start_follower(
     let image = node.broker().image();
     logs.get_or_create(
         &TopicPartition::new(TOPIC, 0),
+        image.topic(TOPIC).unwrap().id,
         LogConfig::from_broker(&config),
     )
     .unwrap();

@@ -148,12 +148,17 @@ impl BrokerState {
             return Err(PartitionError::new(ResponseError::NotLeaderOrFollower));
         }
         let tp = TopicPartition::new(topic, partition);
-        let log = match self.logs.get(&tp) {
+        let storage_error = |e| PartitionError::from_storage(&e);
+        let log = match self
+            .logs
+            .get_for_topic(&tp, topic_image.id)
+            .map_err(storage_error)?
+        {
             Some(log) => log,
             None => self
                 .logs
-                .get_or_create(&tp, self.topic_log_config(topic_image))
-                .map_err(|e| PartitionError::from_storage(&e))?,
+                .get_or_create(&tp, topic_image.id, self.topic_log_config(topic_image))
+                .map_err(storage_error)?,
         };
         Ok((log, meta))
     }

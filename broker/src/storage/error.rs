@@ -25,6 +25,8 @@ pub enum StorageError {
     UnexpectedAppendOffset { offset: i64, expected: i64 },
     #[error("log is being deleted or was closed")]
     LogClosed,
+    #[error("the log held for this partition is of an earlier topic of the same name and is being deleted")]
+    StaleTopicLog,
     #[error("storage I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -42,7 +44,7 @@ impl StorageError {
                 1
             }
             // NOT_LEADER_OR_FOLLOWER: the client refreshes metadata and retries.
-            StorageError::LogClosed => 6,
+            StorageError::LogClosed | StorageError::StaleTopicLog => 6,
             StorageError::Io(_) => 56,
         }
     }

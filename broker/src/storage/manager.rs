@@ -10,9 +10,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
+use uuid::Uuid;
 
 use super::log::{now_ms, Checkpoints};
-use super::{checkpoint, cleaner, LogConfig, PartitionLog, StorageError, TopicPartition};
+use super::{
+    checkpoint, cleaner, partition_metadata, LogConfig, PartitionLog, StorageError, TopicPartition,
+};
 use crate::config::BrokerConfig;
 
 const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
@@ -51,6 +54,16 @@ impl BackgroundConfig {
 struct Entry {
     dir: usize,
     log: Arc<PartitionLog>,
+    /// The topic the log belongs to (`partition.metadata`); None for a log from before
+    /// ids were recorded, until [`LogManager::stamp_topic_id`] records one.
+    topic_id: Option<Uuid>,
+}
+
+/// A hosted log, with the topic id it belongs to.
+pub struct HostedLog {
+    pub tp: TopicPartition,
+    pub log: Arc<PartitionLog>,
+    pub topic_id: Option<Uuid>,
 }
 
 pub struct LogManager {
@@ -150,6 +163,8 @@ fn open_found(
             let entry = Entry {
                 dir: f.dir,
                 log: Arc::new(log),
+                topic_id: partition_metadata::read(&f.path)
+                    .inspect_err(|_| failed.store(true, Ordering::Relaxed))?,
             };
             opened.push((f.tp.clone(), entry));
         }
@@ -224,17 +239,36 @@ impl LogManager {
         self.logs.read().get(tp).map(|e| e.log.clone())
     }
 
-    /// The partition's log, created in the log dir holding the fewest partitions.
+    /// The log of `tp` if it is one of topic `topic_id` (or of unknown topic, from before
+    /// ids were recorded). A log of an earlier topic of the same name, not deleted yet, is
+    /// [`StorageError::StaleTopicLog`]: serving it would hand out the old topic's records.
+    pub fn get_for_topic(
+        &self,
+        tp: &TopicPartition,
+        topic_id: Uuid,
+    ) -> Result<Option<Arc<PartitionLog>>, StorageError> {
+        match self.logs.read().get(tp) {
+            Some(e) if e.topic_id.is_some_and(|id| id != topic_id) => {
+                Err(StorageError::StaleTopicLog)
+            }
+            Some(e) => Ok(Some(e.log.clone())),
+            None => Ok(None),
+        }
+    }
+
+    /// The log of `tp` in topic `topic_id`, created in the log dir holding the fewest
+    /// partitions if there is none.
     pub fn get_or_create(
         &self,
         tp: &TopicPartition,
+        topic_id: Uuid,
         config: LogConfig,
     ) -> Result<Arc<PartitionLog>, StorageError> {
-        if let Some(log) = self.get(tp) {
+        if let Some(log) = self.get_for_topic(tp, topic_id)? {
             return Ok(log);
         }
         let _create = self.create.lock();
-        if let Some(log) = self.get(tp) {
+        if let Some(log) = self.get_for_topic(tp, topic_id)? {
             return Ok(log);
         }
         let dir = {
@@ -255,21 +289,49 @@ impl LogManager {
             Checkpoints::default(),
             now_ms(),
         )?);
+        partition_metadata::write(&path, topic_id)?;
         self.logs.write().insert(
             tp.clone(),
             Entry {
                 dir,
                 log: log.clone(),
+                topic_id: Some(topic_id),
             },
         );
         tracing::info!(%tp, dir = %path.display(), "created log");
         Ok(log)
     }
 
-    /// Removes the log: renamed to `<tp>.<uuid>-delete` first so a crash midway
-    /// never leaves a half-deleted log that looks live.
-    pub fn delete(&self, tp: &TopicPartition) -> Result<(), StorageError> {
-        let Some(entry) = self.logs.write().remove(tp) else {
+    /// Records `topic_id` as the topic of a log that had none (from before ids were
+    /// recorded), so that a later topic of the same name is told apart from it.
+    pub fn stamp_topic_id(
+        &self,
+        log: &Arc<PartitionLog>,
+        topic_id: Uuid,
+    ) -> Result<(), StorageError> {
+        let mut logs = self.logs.write();
+        let Some(entry) = logs.values_mut().find(|e| Arc::ptr_eq(&e.log, log)) else {
+            return Ok(());
+        };
+        if entry.topic_id.is_none() {
+            partition_metadata::write(log.dir(), topic_id)?;
+            entry.topic_id = Some(topic_id);
+        }
+        Ok(())
+    }
+
+    /// Removes `log` if it is still the log of `tp` (a newer one created meanwhile
+    /// stays): renamed to `<tp>.<uuid>-delete` first so a crash midway never leaves
+    /// a half-deleted log that looks live.
+    pub fn delete(&self, tp: &TopicPartition, log: &Arc<PartitionLog>) -> Result<(), StorageError> {
+        let entry = {
+            let mut logs = self.logs.write();
+            if !logs.get(tp).is_some_and(|e| Arc::ptr_eq(&e.log, log)) {
+                return Ok(());
+            }
+            logs.remove(tp)
+        };
+        let Some(entry) = entry else {
             return Ok(());
         };
         entry.log.mark_closed();
@@ -289,6 +351,19 @@ impl LogManager {
             .read()
             .iter()
             .map(|(tp, e)| (tp.clone(), e.log.clone()))
+            .collect()
+    }
+
+    /// Every log with the topic id it belongs to.
+    pub fn hosted(&self) -> Vec<HostedLog> {
+        self.logs
+            .read()
+            .iter()
+            .map(|(tp, e)| HostedLog {
+                tp: tp.clone(),
+                log: e.log.clone(),
+                topic_id: e.topic_id,
+            })
             .collect()
     }
 
@@ -450,6 +525,8 @@ mod tests {
     use crate::storage::batch::testutil::simple;
     use crate::storage::log::testutil::config;
 
+    const TOPIC_ID: Uuid = Uuid::from_u128(7);
+
     fn background(cleaner: bool) -> BackgroundConfig {
         BackgroundConfig {
             recovery_threads_per_data_dir: 2,
@@ -468,7 +545,7 @@ mod tests {
         let mut logs = Vec::new();
         for p in 0..4 {
             let log = m
-                .get_or_create(&TopicPartition::new("t", p), config())
+                .get_or_create(&TopicPartition::new("t", p), TOPIC_ID, config())
                 .unwrap();
             log.append(simple(p as usize + 1, 0), 0, 0).unwrap();
             logs.push(log);
@@ -512,7 +589,7 @@ mod tests {
         let dirs = vec![root.path().to_path_buf()];
         let m = LogManager::open(&dirs, config(), background(false)).unwrap();
         let tp = TopicPartition::new("t", 0);
-        let log = m.get_or_create(&tp, config()).unwrap();
+        let log = m.get_or_create(&tp, TOPIC_ID, config()).unwrap();
         log.append(simple(10, 0), 0, 0).unwrap();
         log.delete_records_before(4).unwrap();
         log.flush().unwrap();
@@ -537,8 +614,8 @@ mod tests {
         let dirs = vec![root.path().to_path_buf()];
         let m = LogManager::open(&dirs, config(), background(false)).unwrap();
         let tp = TopicPartition::new("gone", 0);
-        let log = m.get_or_create(&tp, config()).unwrap();
-        m.delete(&tp).unwrap();
+        let log = m.get_or_create(&tp, TOPIC_ID, config()).unwrap();
+        m.delete(&tp, &log).unwrap();
         assert!(m.get(&tp).is_none());
         assert!(!root.path().join("gone-0").exists());
         assert_eq!(
@@ -555,13 +632,66 @@ mod tests {
     }
 
     #[test]
+    fn a_log_is_served_only_for_its_own_topic_id_also_after_a_restart() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = vec![root.path().to_path_buf()];
+        let m = LogManager::open(&dirs, config(), background(false)).unwrap();
+        let tp = TopicPartition::new("t", 0);
+        let old = m.get_or_create(&tp, TOPIC_ID, config()).unwrap();
+        let recreated = Uuid::from_u128(8);
+        assert!(matches!(
+            m.get_for_topic(&tp, recreated),
+            Err(StorageError::StaleTopicLog)
+        ));
+        assert!(m.get_or_create(&tp, recreated, config()).is_err());
+        drop(old);
+        m.shutdown().unwrap();
+        drop(m);
+
+        let m = LogManager::open(&dirs, config(), background(false)).unwrap();
+        assert!(m.get_for_topic(&tp, TOPIC_ID).unwrap().is_some());
+        assert!(matches!(
+            m.get_for_topic(&tp, recreated),
+            Err(StorageError::StaleTopicLog)
+        ));
+        let old = m.get(&tp).unwrap();
+        m.delete(&tp, &old).unwrap();
+        let new = m.get_or_create(&tp, recreated, config()).unwrap();
+        // A delete decided on the old log leaves the new one alone.
+        m.delete(&tp, &old).unwrap();
+        assert!(Arc::ptr_eq(&m.get(&tp).unwrap(), &new));
+        assert_eq!(m.hosted()[0].topic_id, Some(recreated));
+    }
+
+    #[test]
+    fn a_log_without_a_topic_id_is_accepted_until_stamped() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = vec![root.path().to_path_buf()];
+        let m = LogManager::open(&dirs, config(), background(false)).unwrap();
+        let tp = TopicPartition::new("t", 0);
+        let log = m.get_or_create(&tp, TOPIC_ID, config()).unwrap();
+        fs::remove_file(log.dir().join(partition_metadata::FILE_NAME)).unwrap();
+        drop(log);
+        m.shutdown().unwrap();
+        drop(m);
+
+        let m = LogManager::open(&dirs, config(), background(false)).unwrap();
+        let log = m.get_for_topic(&tp, Uuid::from_u128(9)).unwrap().unwrap();
+        m.stamp_topic_id(&log, TOPIC_ID).unwrap();
+        assert!(m.get_for_topic(&tp, Uuid::from_u128(9)).is_err());
+        assert!(m.get_for_topic(&tp, TOPIC_ID).unwrap().is_some());
+    }
+
+    #[test]
     fn background_retention_and_checkpoints_run() {
         let root = tempfile::tempdir().unwrap();
         let dirs = vec![root.path().to_path_buf()];
         let m = LogManager::open(&dirs, config(), background(true)).unwrap();
         let mut c = config();
         c.retention_ms = 1;
-        let log = m.get_or_create(&TopicPartition::new("t", 0), c).unwrap();
+        let log = m
+            .get_or_create(&TopicPartition::new("t", 0), TOPIC_ID, c)
+            .unwrap();
         for _ in 0..10 {
             log.append(simple(10, 1), 0, now_ms()).unwrap();
         }
@@ -582,7 +712,7 @@ mod tests {
         let dirs = vec![root.path().to_path_buf()];
         let m = LogManager::open(&dirs, config(), background(false)).unwrap();
         let tp = TopicPartition::new("t", 0);
-        let log = m.get_or_create(&tp, config()).unwrap();
+        let log = m.get_or_create(&tp, TOPIC_ID, config()).unwrap();
         for _ in 0..30 {
             log.append(simple(5, 0), 0, 0).unwrap();
         }
@@ -619,7 +749,9 @@ mod tests {
         let m = LogManager::open(&dirs, config(), background(true)).unwrap();
         let mut c = config();
         c.cleanup_policy = crate::config::CleanupPolicy::parse("compact").unwrap();
-        let log = m.get_or_create(&TopicPartition::new("c", 0), c).unwrap();
+        let log = m
+            .get_or_create(&TopicPartition::new("c", 0), TOPIC_ID, c)
+            .unwrap();
         for _ in 0..40 {
             log.append(simple(5, 0), 0, 0).unwrap();
         }

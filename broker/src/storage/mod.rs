@@ -20,6 +20,7 @@ mod error;
 mod index;
 mod log;
 mod manager;
+mod partition_metadata;
 mod producer_state;
 mod segment;
 pub mod snapshot;
@@ -27,7 +28,7 @@ pub mod snapshot;
 pub use epoch_cache::{UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 pub use error::StorageError;
 pub use log::{AppendInfo, Checkpoints, PartitionLog};
-pub use manager::{BackgroundConfig, LogManager};
+pub use manager::{BackgroundConfig, HostedLog, LogManager};
 
 pub use config::{throttled_replica_pairs, InvalidTopicConfig, LogConfig, TOPIC_CONFIG_KEYS};
 
