@@ -162,9 +162,8 @@ mod tests {
             .controller
             .create_topics(vec![create()], false)
             .unwrap();
-        step(&state);
-        let image = state.image();
-        let (log, _) = state.leader_log(&image, "t", 0).unwrap();
+        let first = step(&state);
+        let (log, _) = state.leader_log(&first, "t", 0).unwrap();
         log.append(simple(3, 0), 0, 0).unwrap();
 
         // Deleted and created again while the node's logs were not synced (or it was down).
@@ -180,17 +179,17 @@ mod tests {
         drop((log, state));
         let restarted = broker_state_over(dir.path(), &metadata);
         let image = restarted.image();
-        let refused = restarted.leader_log(&image, "t", 0).err().map(|e| e.code);
-        assert_eq!(
-            refused,
-            Some(6),
-            "NOT_LEADER_OR_FOLLOWER until the old log is gone"
-        );
-
-        step(&restarted);
         let (log, _) = restarted.leader_log(&image, "t", 0).unwrap();
         assert_eq!(log.log_end_offset(), 0, "a new, empty log");
         let hosted = restarted.logs.hosted();
         assert_eq!(hosted[0].topic_id, Some(image.topic("t").unwrap().id));
+
+        // A request holding the image of before is refused, and the new log stays.
+        let refused = restarted.leader_log(&first, "t", 0).err().map(|e| e.code);
+        assert_eq!(refused, Some(6), "NOT_LEADER_OR_FOLLOWER");
+        let tp = TopicPartition::new("t", 0);
+        assert!(Arc::ptr_eq(&restarted.logs.get(&tp).unwrap(), &log));
+        step(&restarted);
+        assert!(Arc::ptr_eq(&restarted.logs.get(&tp).unwrap(), &log));
     }
 }

@@ -148,18 +148,23 @@ impl BrokerState {
             return Err(PartitionError::new(ResponseError::NotLeaderOrFollower));
         }
         let tp = TopicPartition::new(topic, partition);
-        let storage_error = |e| PartitionError::from_storage(&e);
-        let log = match self
-            .logs
-            .get_for_topic(&tp, topic_image.id)
-            .map_err(storage_error)?
-        {
-            Some(log) => log,
-            None => self
-                .logs
-                .get_or_create(&tp, topic_image.id, self.topic_log_config(topic_image))
-                .map_err(storage_error)?,
-        };
+        let config = || self.topic_log_config(topic_image);
+        let log = match self.logs.get_for_topic(&tp, topic_image.id) {
+            Ok(Some(log)) => Ok(log),
+            Ok(None) => self.logs.get_or_create(&tp, topic_image.id, config()),
+            // Deleted and created again, and log sync has not dropped the old log yet.
+            // Unless this request's image is the older one (the log is the newer topic's).
+            Err(StorageError::StaleTopicLog)
+                if self
+                    .image()
+                    .topic(topic)
+                    .is_some_and(|t| t.id == topic_image.id) =>
+            {
+                self.logs.replace_stale(&tp, topic_image.id, config())
+            }
+            Err(e) => Err(e),
+        }
+        .map_err(|e| PartitionError::from_storage(&e))?;
         Ok((log, meta))
     }
 

@@ -302,6 +302,26 @@ impl LogManager {
         Ok(log)
     }
 
+    /// [`Self::get_or_create`], deleting first a log of another topic id: for a caller
+    /// that knows `topic_id` is the topic of that name now, so that the log held is of a
+    /// deleted topic (log sync would delete it a moment later).
+    pub fn replace_stale(
+        &self,
+        tp: &TopicPartition,
+        topic_id: Uuid,
+        config: LogConfig,
+    ) -> Result<Arc<PartitionLog>, StorageError> {
+        let stale = match self.logs.read().get(tp) {
+            Some(e) if e.topic_id.is_some_and(|id| id != topic_id) => Some(e.log.clone()),
+            _ => None,
+        };
+        if let Some(old) = stale {
+            tracing::info!(%tp, "deleting the log of an earlier topic of the same name");
+            self.delete(tp, &old)?;
+        }
+        self.get_or_create(tp, topic_id, config)
+    }
+
     /// Records `topic_id` as the topic of a log that had none (from before ids were
     /// recorded), so that a later topic of the same name is told apart from it.
     pub fn stamp_topic_id(
