@@ -82,8 +82,28 @@ pub struct Removal {
     pub partitions_remaining: i64,
     pub bytes_remaining: i64,
     pub brokers: Vec<BrokerProgress>,
+    /// Every partition that still has a replica on a leaving broker.
+    #[serde(default)]
+    pub partitions: Vec<PartitionProgress>,
     #[serde(default)]
     pub error: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionProgress {
+    pub topic: String,
+    pub partition: i32,
+    pub state: MoveState,
+    pub replicas: Vec<i32>,
+    pub adding_replicas: Vec<i32>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveState {
+    Waiting,
+    Moving,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

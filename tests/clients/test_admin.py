@@ -205,3 +205,27 @@ def test_kafka_python_admin(broker, topic_name):
         wait_until(lambda: not topic_exists(broker.bootstrap, topic_name), what="topic deleted")
     finally:
         ka.close()
+
+
+def test_kafka_python_describe_log_dirs(broker, topic_name):
+    """Each broker tells the size of every partition replica it holds (DescribeLogDirs)."""
+    create_topic(broker.bootstrap, topic_name, 2)
+    produce_confluent(broker.bootstrap, topic_name, [Msg(1, b"k", b"x" * 1000) for _ in range(20)])
+    ka = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=20000)
+    try:
+        answers = ka.describe_log_dirs(topic_partitions={topic_name: [0, 1]})
+    finally:
+        ka.close()
+    sizes: dict[int, list[int]] = {0: [], 1: []}
+    for answer in answers:
+        assert answer["log_dirs"], answer
+        for log_dir in answer["log_dirs"]:
+            assert log_dir["error_code"] == 0, log_dir
+            assert log_dir["log_dir"], log_dir
+            for topic in log_dir["topics"]:
+                assert topic["name"] == topic_name, topic
+                for p in topic["partitions"]:
+                    sizes[p["partition_index"]].append(p["partition_size"])
+    assert sizes[0] and all(s == 0 for s in sizes[0]), sizes
+    # every replica of partition 1 holds the 20 records (a follower may still be copying)
+    assert sizes[1] and max(sizes[1]) > 20 * 1000, sizes

@@ -2,7 +2,8 @@
 //! holds 8 MiB in one partition; with `leader.replication.throttled.rate` and
 //! `follower.replication.throttled.rate` at 2 MiB/s on the cluster default, removing
 //! broker 0 moves the partition to broker 1 at about that rate (an unthrottled move of
-//! 8 MiB takes well under a second here), and both sides count the throttled bytes.
+//! 8 MiB takes well under a second here), both sides count the throttled bytes, and the
+//! removal's progress shows the partition moving and the bytes broker 0 still holds.
 
 use std::time::{Duration, Instant};
 
@@ -65,12 +66,35 @@ fn a_removal_moves_data_at_the_throttled_rate() -> Result<()> {
             TIMEOUT,
         )?;
         ensure!(status == 201, "PUT removal: {status} {body}");
+        let mut running_bytes = Vec::new();
+        let mut moving = false;
+        let mut last = serde_json::Value::Null;
         wait_for("the removal completed", TIMEOUT, || {
-            let r = admin_json(http, "/admin/v1/removals/throttled", 200)?;
-            Ok(r["state"] == "completed")
+            last = admin_json(http, "/admin/v1/removals/throttled", 200)?;
+            if last["state"] == "running" {
+                running_bytes.push(last["bytesRemaining"].as_i64());
+                moving |= last["partitions"][0]["state"] == "moving"
+                    && last["partitions"][0]["addingReplicas"] == serde_json::json!([1]);
+            }
+            Ok(last["state"] == "completed")
         })?;
         let took = started.elapsed();
         let moved = (BATCHES * BATCH * RECORD) as f64;
+        // Until the partition has moved, broker 0 holds all of it: at least the values.
+        ensure!(
+            !running_bytes.is_empty()
+                && running_bytes
+                    .iter()
+                    .all(|b| b.is_some_and(|b| b as f64 >= moved)),
+            "bytes remaining while running: {running_bytes:?}"
+        );
+        ensure!(moving, "the partition was never shown moving to broker 1");
+        ensure!(
+            last["bytesRemaining"] == 0
+                && last["brokers"][0]["bytesRemaining"] == 0
+                && last["partitions"] == serde_json::json!([]),
+            "after: {last}"
+        );
         let mib_per_s = moved / took.as_secs_f64() / f64::from(1 << 20);
         println!("moved 8 MiB in {took:?}: {mib_per_s:.2} MiB/s at a 2 MiB/s throttle");
         // Each side may start with one second of burst, so the floor is (8 - 2) / 2 s.

@@ -36,6 +36,9 @@ pub struct AdminState {
     pub raft: RaftHandle,
     /// Reaches the quorum leader when this node does not lead.
     pub controllers: Arc<ControllerChannel>,
+    /// Reaches brokers (on their inter-broker listener) for what only they know:
+    /// the sizes of their logs.
+    pub brokers: Arc<crate::client::NodeClients>,
     /// `controller.quorum.fetch.timeout.ms`: how recent "caught up" is.
     pub fetch_timeout_ms: u64,
 }

@@ -1,5 +1,6 @@
 //! `PUT`/`GET`/`DELETE /admin/v1/removals/{id}`: start, follow and cancel a
-//! broker removal. Reads come from this node's image; starting and
+//! broker removal. Reads come from this node's image, and the bytes still to
+//! move from the leaving brokers themselves (DescribeLogDirs); starting and
 //! cancelling are IncrementalAlterConfigs SETs of the task's
 //! `removal.<id>` key, which the active controller checks before it commits.
 
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use kafka_protocol::messages::DescribeLogDirsRequest;
 use serde::{Deserialize, Serialize};
 
 use super::error;
@@ -19,6 +21,8 @@ use crate::metadata::MetadataImage;
 
 /// How long a write waits for this node's image to show what it committed.
 const SEE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a leaving broker has to tell the sizes of its logs.
+const SIZES_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `RemovalRequest` of the contract.
 #[derive(Debug, Deserialize)]
@@ -35,10 +39,34 @@ pub struct RemovalView {
     pub broker_ids: Vec<i32>,
     pub state: RemovalState,
     pub partitions_remaining: i64,
-    /// -1: brokers do not report their log sizes to the controller yet.
+    /// -1 while some leaving broker's share is unknown.
     pub bytes_remaining: i64,
     pub brokers: Vec<BrokerProgress>,
+    /// Every partition that still has a replica on a leaving broker.
+    pub partitions: Vec<PartitionProgress>,
     pub error: Option<String>,
+}
+
+/// `PartitionProgress` of the contract.
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionProgress {
+    pub topic: String,
+    pub partition: i32,
+    pub state: MoveState,
+    pub replicas: Vec<i32>,
+    /// The replicas a move in flight is adding (catching up as followers).
+    pub adding_replicas: Vec<i32>,
+}
+
+/// Where one partition of a removal stands.
+#[derive(Debug, Serialize, PartialEq, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+pub enum MoveState {
+    /// Not started yet: the removal keeps a cap on concurrent moves per broker.
+    Waiting,
+    /// A reassignment is in flight.
+    Moving,
 }
 
 /// `BrokerProgress` of the contract.
@@ -50,11 +78,11 @@ pub struct BrokerProgress {
     pub bytes_remaining: i64,
 }
 
-/// Bytes are not known to the controller: see [`RemovalView::bytes_remaining`].
+/// Bytes a broker did not tell (it is down, or slow to answer).
 const UNKNOWN_BYTES: i64 = -1;
 
-/// The task's progress as `image` shows it.
-pub fn view(image: &MetadataImage, id: &str, task: &RemovalTask) -> RemovalView {
+/// The task's progress as `image` shows it, bytes unknown.
+fn view(image: &MetadataImage, id: &str, task: &RemovalTask) -> RemovalView {
     let brokers: Vec<BrokerProgress> = task
         .brokers
         .iter()
@@ -71,8 +99,90 @@ pub fn view(image: &MetadataImage, id: &str, task: &RemovalTask) -> RemovalView 
         partitions_remaining: brokers.iter().map(|b| b.partitions_remaining).sum(),
         bytes_remaining: UNKNOWN_BYTES,
         brokers,
+        partitions: partitions_left(image, &task.brokers),
         error: task.error.clone(),
     }
+}
+
+/// The partitions with a replica on one of `leaving`, in topic and partition order.
+fn partitions_left(image: &MetadataImage, leaving: &[i32]) -> Vec<PartitionProgress> {
+    image
+        .topics
+        .values()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+        .filter(|(_, p)| p.replicas.iter().any(|r| leaving.contains(r)))
+        .map(|(t, p)| PartitionProgress {
+            topic: t.name.clone(),
+            partition: p.partition,
+            state: if p.adding_replicas.is_empty() && p.removing_replicas.is_empty() {
+                MoveState::Waiting
+            } else {
+                MoveState::Moving
+            },
+            replicas: p.replicas.clone(),
+            adding_replicas: p.adding_replicas.clone(),
+        })
+        .collect()
+}
+
+/// [`view`] with the bytes each leaving broker still holds of the partitions it is
+/// to give up; a broker holding none has 0 without being asked (it may be gone).
+async fn progress(
+    state: &AdminState,
+    image: &MetadataImage,
+    id: &str,
+    task: &RemovalTask,
+) -> RemovalView {
+    let mut view = view(image, id, task);
+    for b in &mut view.brokers {
+        b.bytes_remaining = if b.partitions_remaining == 0 {
+            0
+        } else {
+            held_bytes(state, image, b.broker_id)
+                .await
+                .unwrap_or(UNKNOWN_BYTES)
+        };
+    }
+    view.bytes_remaining = if view.brokers.iter().any(|b| b.bytes_remaining < 0) {
+        UNKNOWN_BYTES
+    } else {
+        view.brokers.iter().map(|b| b.bytes_remaining).sum()
+    };
+    view
+}
+
+/// The size of the logs `broker` holds of partitions it is still a replica of (a log
+/// it was moved off and has not deleted yet does not count), as it tells them.
+async fn held_bytes(state: &AdminState, image: &MetadataImage, broker: i32) -> Option<i64> {
+    let all = DescribeLogDirsRequest::default().with_topics(None);
+    let answer = state
+        .brokers
+        .send(broker, &all, SIZES_TIMEOUT)
+        .await
+        .inspect_err(
+            |error| tracing::debug!(broker, %error, "cannot ask a leaving broker its log sizes"),
+        )
+        .ok()?;
+    let replica = |topic: &str, partition: i32| {
+        image
+            .topic(topic)
+            .and_then(|t| t.partitions.get(usize::try_from(partition).ok()?))
+            .is_some_and(|p| p.replicas.contains(&broker))
+    };
+    Some(
+        answer
+            .results
+            .iter()
+            .filter(|r| r.error_code == 0)
+            .flat_map(|r| &r.topics)
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .filter(|p| replica(&t.name.0, p.partition_index))
+                    .map(|p| p.partition_size)
+            })
+            .sum(),
+    )
 }
 
 fn bad_id(id: &str) -> Option<Response> {
@@ -99,7 +209,7 @@ pub async fn get(state: &AdminState, id: &str) -> Response {
     }
     let image = state.publisher.current();
     match image.removal(id) {
-        Some(task) => Json(view(&image, id, &task)).into_response(),
+        Some(task) => Json(progress(state, &image, id, &task).await).into_response(),
         None => unknown(id),
     }
 }
@@ -184,7 +294,7 @@ async fn seen(
     loop {
         let image = state.publisher.current();
         if let Some(task) = image.removal(id).filter(|t| done(t)) {
-            return Some(view(&image, id, &task));
+            return Some(progress(state, &image, id, &task).await);
         }
         if Instant::now() > deadline {
             return None;
@@ -262,5 +372,39 @@ mod tests {
         assert_eq!(json["state"], "running");
         assert_eq!(json["brokerIds"], serde_json::json!([3, 4]));
         assert_eq!(json["brokers"][0]["brokerId"], 3);
+        assert_eq!(json["partitions"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn each_partition_left_on_a_leaving_broker_is_waiting_or_moving() {
+        use crate::controller::{lifecycle_tests, MemoryMetadataLog};
+        let c = MemoryMetadataLog::new().open_controller(&crate::config::BrokerConfig::default());
+        for id in 1..=4 {
+            lifecycle_tests::unfenced(&c, id, 0);
+        }
+        lifecycle_tests::topic(&c, "t", vec![vec![1, 3], vec![3, 4], vec![1, 2]]);
+        let moved = c
+            .alter_partition_reassignments(
+                vec![("t".into(), 0, Some(vec![1, 2]))],
+                Duration::from_secs(1),
+            )
+            .unwrap();
+        assert!(moved[0].2.is_ok(), "{moved:?}");
+        let task = RemovalTask {
+            brokers: vec![3],
+            state: RemovalState::Running,
+            error: None,
+        };
+        let json = serde_json::to_value(view(&c.image(), "r", &task)).unwrap();
+        assert_eq!(json["partitionsRemaining"], 2);
+        assert_eq!(
+            json["partitions"],
+            serde_json::json!([
+                {"topic": "t", "partition": 0, "state": "moving",
+                 "replicas": [1, 2, 3], "addingReplicas": [2]},
+                {"topic": "t", "partition": 1, "state": "waiting",
+                 "replicas": [3, 4], "addingReplicas": []},
+            ])
+        );
     }
 }

@@ -41,6 +41,7 @@ pub mod fetch;
 pub mod forward;
 pub mod groups;
 pub mod list_offsets;
+pub mod log_dirs;
 pub mod metadata;
 pub mod produce;
 pub mod producer_ids;
@@ -93,6 +94,7 @@ pub fn implemented_versions() -> crate::protocol::ApiVersionTable {
         records::VERSIONS,
         coordinator::VERSIONS,
         cluster::VERSIONS,
+        log_dirs::VERSIONS,
         groups::GROUP_API_VERSIONS,
         ADMIN_API_VERSIONS,
     ])
@@ -179,6 +181,9 @@ pub async fn dispatch(
         }),
         ApiKey::DescribeCluster => route!((api, version, frame), DescribeClusterRequest, |_, r| {
             cluster::handle(state, version, r)
+        }),
+        ApiKey::DescribeLogDirs => route!((api, version, frame), DescribeLogDirsRequest, |_, r| {
+            log_dirs::handle(state, version, r)
         }),
         ApiKey::CreateTopics => route!((api, version, frame), CreateTopicsRequest, |_, r| {
             via_controller(state, r, |c, r| topics::create_topics(c, version, r))
@@ -358,6 +363,7 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         ApiKey::OffsetDelete => "OffsetDelete",
         ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::DescribeLogDirs => "DescribeLogDirs",
         ApiKey::BrokerRegistration => "BrokerRegistration",
         ApiKey::BrokerHeartbeat => "BrokerHeartbeat",
         ApiKey::AlterPartition => "AlterPartition",

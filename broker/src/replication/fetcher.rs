@@ -4,6 +4,7 @@
 //! truncates where the leader says the logs diverged, appends the leader's
 //! batches as they are, and takes the leader's high watermark.
 
+use crate::server::listeners::inter_broker_address;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
@@ -122,12 +123,7 @@ impl FetcherManager {
         *self.addresses.write() = image
             .brokers
             .values()
-            .map(|b| {
-                let endpoint = listener
-                    .and_then(|name| b.endpoints.iter().find(|e| e.name == name))
-                    .map_or((b.host.clone(), b.port), |e| (e.host.clone(), e.port));
-                (b.id, endpoint)
-            })
+            .map(|b| (b.id, inter_broker_address(b, listener)))
             .collect();
         let local = self.shared.config.local_id;
         self.shared.broker_epoch.store(

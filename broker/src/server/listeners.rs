@@ -78,6 +78,14 @@ pub fn broker_address(b: &BrokerImage) -> Option<(String, u16)> {
     }
 }
 
+/// Where other nodes reach broker `b`: its endpoint of `listener`
+/// (`inter.broker.listener.name`), or its first one when unset or not registered.
+pub fn inter_broker_address(b: &BrokerImage, listener: Option<&str>) -> (String, u16) {
+    listener
+        .and_then(|name| b.endpoints.iter().find(|e| e.name == name))
+        .map_or((b.host.clone(), b.port), |e| (e.host.clone(), e.port))
+}
+
 /// Where the current request's client reaches this broker.
 pub fn own_address(config: &BrokerConfig) -> (String, u16) {
     let current = current_listener();

@@ -36,7 +36,10 @@ pub async fn run(state: Arc<BrokerState>) {
 
 fn sync(state: &BrokerState, image: &MetadataImage) {
     let node = state.config.node_id;
-    for HostedLog { tp, log, topic_id } in state.logs.hosted() {
+    for HostedLog {
+        tp, log, topic_id, ..
+    } in state.logs.hosted()
+    {
         if tp.topic == METADATA_TOPIC {
             continue;
         }

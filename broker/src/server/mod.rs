@@ -12,6 +12,26 @@ pub mod metrics;
 mod offsets_store;
 pub mod record_io;
 mod state;
+
+/// Connections from this node to brokers, at their addresses in the current image.
+fn broker_clients(
+    config: &BrokerConfig,
+    publisher: Arc<crate::metadata::MetadataPublisher>,
+) -> crate::client::NodeClients {
+    let listener = config.inter_broker_listener_name.clone();
+    crate::client::NodeClients::new(
+        Arc::new(move |id| {
+            let image = publisher.current();
+            let broker = image.brokers.get(&id)?;
+            Some(listeners::inter_broker_address(broker, listener.as_deref()))
+        }),
+        ClientOptions {
+            client_id: format!("admin-{}", config.node_id),
+            ..ClientOptions::default()
+        },
+    )
+}
+
 #[cfg(test)]
 pub mod testing;
 
@@ -162,6 +182,7 @@ impl Node {
                 log_defaults: crate::storage::LogConfig::from_broker(&config),
                 raft: raft.clone(),
                 controllers,
+                brokers: Arc::new(broker_clients(&config, controller.publisher().clone())),
                 fetch_timeout_ms: config.quorum.fetch_timeout_ms,
             };
             serve_admin_http(addr, admin, shutdown_rx.clone()).await?;

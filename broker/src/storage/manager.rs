@@ -59,11 +59,12 @@ struct Entry {
     topic_id: Option<Uuid>,
 }
 
-/// A hosted log, with the topic id it belongs to.
+/// A hosted log, with the topic id it belongs to and the log dir holding it.
 pub struct HostedLog {
     pub tp: TopicPartition,
     pub log: Arc<PartitionLog>,
     pub topic_id: Option<Uuid>,
+    pub log_dir: PathBuf,
 }
 
 pub struct LogManager {
@@ -383,6 +384,7 @@ impl LogManager {
                 tp: tp.clone(),
                 log: e.log.clone(),
                 topic_id: e.topic_id,
+                log_dir: self.dirs[e.dir].clone(),
             })
             .collect()
     }

@@ -364,6 +364,7 @@ mod tests {
                     bytes_remaining: n * 100,
                 })
                 .collect(),
+            partitions: Vec::new(),
             error: None,
         }
     }

@@ -20,6 +20,8 @@ fn contract() -> Value {
 fn removal_json(state: &str) -> Value {
     json!({"id": "scale-down-4-to-3", "brokerIds": [3], "state": state, "partitionsRemaining": 2,
            "bytesRemaining": 2048, "brokers": [{"brokerId": 3, "partitionsRemaining": 2, "bytesRemaining": 2048}],
+           "partitions": [{"topic": "t", "partition": 0, "state": "moving", "replicas": [1, 2, 3],
+                           "addingReplicas": [2]}],
            "error": null})
 }
 
@@ -196,6 +198,17 @@ fn rust_types_carry_exactly_the_documented_fields() {
                 broker_id: 1,
                 partitions_remaining: 0,
                 bytes_remaining: 0,
+            })
+            .unwrap(),
+        ),
+        (
+            "PartitionProgress",
+            serde_json::to_value(PartitionProgress {
+                topic: "t".into(),
+                partition: 0,
+                state: MoveState::Waiting,
+                replicas: vec![3],
+                adding_replicas: vec![],
             })
             .unwrap(),
         ),

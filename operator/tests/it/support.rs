@@ -488,6 +488,7 @@ impl BrokerAdmin for FakeBroker {
                         bytes_remaining: 4096,
                     })
                     .collect(),
+                partitions: Vec::new(),
                 error: None,
             })
             .clone();
