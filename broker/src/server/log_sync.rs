@@ -59,7 +59,7 @@ fn sync(state: &BrokerState, image: &MetadataImage) {
         }
         if let Some(topic) = current {
             if topic_id.is_none() {
-                if let Err(error) = state.logs.stamp_topic_id(&log, topic.id) {
+                if let Err(error) = state.logs.stamp_topic_id(&tp, &log, topic.id) {
                     tracing::error!(partition = %tp, %error, "cannot record the topic id");
                 }
             }

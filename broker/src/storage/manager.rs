@@ -59,6 +59,13 @@ struct Entry {
     topic_id: Option<Uuid>,
 }
 
+impl Entry {
+    /// Whether the log is known to belong to a topic other than `topic_id`.
+    fn of_other_topic(&self, topic_id: Uuid) -> bool {
+        self.topic_id.is_some_and(|id| id != topic_id)
+    }
+}
+
 /// A hosted log, with the topic id it belongs to and the log dir holding it.
 pub struct HostedLog {
     pub tp: TopicPartition,
@@ -249,9 +256,7 @@ impl LogManager {
         topic_id: Uuid,
     ) -> Result<Option<Arc<PartitionLog>>, StorageError> {
         match self.logs.read().get(tp) {
-            Some(e) if e.topic_id.is_some_and(|id| id != topic_id) => {
-                Err(StorageError::StaleTopicLog)
-            }
+            Some(e) if e.of_other_topic(topic_id) => Err(StorageError::StaleTopicLog),
             Some(e) => Ok(Some(e.log.clone())),
             None => Ok(None),
         }
@@ -313,7 +318,7 @@ impl LogManager {
         config: LogConfig,
     ) -> Result<Arc<PartitionLog>, StorageError> {
         let stale = match self.logs.read().get(tp) {
-            Some(e) if e.topic_id.is_some_and(|id| id != topic_id) => Some(e.log.clone()),
+            Some(e) if e.of_other_topic(topic_id) => Some(e.log.clone()),
             _ => None,
         };
         if let Some(old) = stale {
@@ -327,11 +332,12 @@ impl LogManager {
     /// recorded), so that a later topic of the same name is told apart from it.
     pub fn stamp_topic_id(
         &self,
+        tp: &TopicPartition,
         log: &Arc<PartitionLog>,
         topic_id: Uuid,
     ) -> Result<(), StorageError> {
         let mut logs = self.logs.write();
-        let Some(entry) = logs.values_mut().find(|e| Arc::ptr_eq(&e.log, log)) else {
+        let Some(entry) = logs.get_mut(tp).filter(|e| Arc::ptr_eq(&e.log, log)) else {
             return Ok(());
         };
         if entry.topic_id.is_none() {
@@ -347,10 +353,10 @@ impl LogManager {
     pub fn delete(&self, tp: &TopicPartition, log: &Arc<PartitionLog>) -> Result<(), StorageError> {
         let entry = {
             let mut logs = self.logs.write();
-            if !logs.get(tp).is_some_and(|e| Arc::ptr_eq(&e.log, log)) {
-                return Ok(());
+            match logs.get(tp) {
+                Some(e) if Arc::ptr_eq(&e.log, log) => logs.remove(tp),
+                _ => None,
             }
-            logs.remove(tp)
         };
         let Some(entry) = entry else {
             return Ok(());
@@ -699,7 +705,7 @@ mod tests {
 
         let m = LogManager::open(&dirs, config(), background(false)).unwrap();
         let log = m.get_for_topic(&tp, Uuid::from_u128(9)).unwrap().unwrap();
-        m.stamp_topic_id(&log, TOPIC_ID).unwrap();
+        m.stamp_topic_id(&tp, &log, TOPIC_ID).unwrap();
         assert!(m.get_for_topic(&tp, Uuid::from_u128(9)).is_err());
         assert!(m.get_for_topic(&tp, TOPIC_ID).unwrap().is_some());
     }
